@@ -1,0 +1,301 @@
+# Helpers for the VM scenarios (busybox ash). A scenario is a shell file under
+# /t/scenarios; it fails by calling `fail WHY` (or exiting non-zero) and passes
+# by reaching its end.
+
+EXT4=/mnt/ext4
+XFS=/mnt/xfs
+# Seconds a scenario waits for the daemon to bring the group in line.
+SETTLE=${SETTLE:-3}
+
+fail() {
+    echo "FAIL: $*"
+    exit 1
+}
+
+note() { echo "-- $*"; }
+
+# Runs a command, showing it; fails the scenario if it fails.
+run() {
+    echo "+ $*"
+    "$@" || fail "command failed ($?): $*"
+}
+
+# --- devices -------------------------------------------------------------
+
+# make_dev NAME FSTYPE MIB: a linear dm device over a loop device over a sparse
+# file in tmpfs, with a fresh file system mounted on /mnt/NAME.
+make_dev() {
+    name=$1 fs=$2 mib=$3
+    img=/tmp/$name.img
+    truncate -s "${mib}M" "$img" || return 1
+    loopdev=$(losetup -f) || return 1
+    losetup "$loopdev" "$img" || return 1
+    dmsetup create "$name" --table "0 $((mib * 2048)) linear $loopdev 0" || return 1
+    dmsetup mknodes "$name" || return 1
+    case $fs in
+        ext4) mkfs.ext4 -q -F "/dev/mapper/$name" || return 1 ;;
+        xfs) mkfs.xfs -q -f "/dev/mapper/$name" || return 1 ;;
+        btrfs) mkfs.btrfs -q -f "/dev/mapper/$name" || return 1 ;;
+    esac
+    mkdir -p "/mnt/$name"
+    mount -t "$fs" "/dev/mapper/$name" "/mnt/$name" || return 1
+}
+
+setup_devices() {
+    make_dev ext4 ext4 1024 && make_dev xfs xfs 1024
+}
+
+# dm device name holding FILE (our devices are named after their mount point).
+dev_of() {
+    case $1 in
+        /mnt/ext4/*) echo ext4 ;;
+        /mnt/xfs/*) echo xfs ;;
+        /mnt/btrfs/*) echo btrfs ;;
+        *) echo "dev_of: no dm device for $1" >&2; return 1 ;;
+    esac
+}
+
+# Every scenario starts from here: no daemon, no region, empty file systems.
+reset_world() {
+    kill_daemons
+    for d in ext4 xfs btrfs; do
+        [ -e "/dev/mapper/$d" ] || continue
+        # One process for all regions: each dmsetup start costs ~0.1 s here.
+        [ -z "$(stats_list "$d")" ] || dmstats delete --allregions "$d"
+        rm -rf "/mnt/$d"/* 2>/dev/null
+    done
+    # Anything a scenario left behind (holders, sleepers) except init and us.
+    for p in /proc/[0-9]*; do
+        pid=${p#/proc/}
+        [ "$pid" -eq 1 ] || [ "$pid" -eq $$ ] && continue
+        [ -s "$p/cmdline" ] || continue
+        case $(cat "$p/cmdline" 2>/dev/null | tr '\0' ' ') in
+            */t/boot.sh*) continue ;;
+        esac
+        kill -9 "$pid" 2>/dev/null
+    done
+    return 0
+}
+
+# --- processes -----------------------------------------------------------
+
+# Pids of live (not zombie) dmfilemapd processes.
+daemon_pids() {
+    for p in /proc/[0-9]*; do
+        [ "$(cat "$p/comm" 2>/dev/null)" = dmfilemapd ] || continue
+        grep -q '^State:.*Z' "$p/status" 2>/dev/null && continue
+        echo "${p#/proc/}"
+    done
+}
+
+alive() {
+    [ -d "/proc/$1" ] && ! grep -q '^State:.*Z' "/proc/$1/status" 2>/dev/null
+}
+
+kill_daemons() {
+    for pid in $(daemon_pids); do kill -9 "$pid" 2>/dev/null; done
+    i=0
+    while [ -n "$(daemon_pids)" ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+}
+
+# Exactly one daemon running: prints its pid.
+one_daemon() {
+    i=0
+    while [ $i -lt 30 ]; do
+        set -- $(daemon_pids)
+        [ $# -eq 1 ] && { echo "$1"; return 0; }
+        sleep 0.1
+        i=$((i + 1))
+    done
+    fail "expected one dmfilemapd, found: $(daemon_pids | tr '\n' ' ')"
+}
+
+# wait_exit PID [SECONDS]: the process ends within the time.
+wait_exit() {
+    n=$(( ${2:-3} * 10 ))
+    i=0
+    while alive "$1"; do
+        [ $i -ge $n ] && return 1
+        sleep 0.1
+        i=$((i + 1))
+    done
+    return 0
+}
+
+# --- dm-stats ------------------------------------------------------------
+
+stats_list() { dmsetup message "$1" 0 @stats_list; }
+
+# map FILE [dmstats options...]: `dmstats create --filemap` (which starts the
+# daemon from PATH); prints the group id.
+map() {
+    f=$1
+    shift
+    out=$(dmstats create --filemap "$@" "$f" 2>&1) || { echo "$out" >&2; fail "dmstats create --filemap $* $f: $out"; }
+    echo "$out" >&2
+    gid=$(echo "$out" | sed -n 's/.*as group ID \([0-9]*\)\..*/\1/p')
+    [ -n "$gid" ] || fail "no group id in: $out"
+    echo "$gid"
+}
+
+# The file's extents as libdm maps them: FIEMAP (synced) in 512-byte sectors,
+# delalloc and unknown extents skipped, physically contiguous neighbours (in
+# logical order) merged. One "start+len" a line, sorted.
+file_extents() {
+    filefrag -s -v -b512 "$1" | awk '
+        /^ *[0-9]+: / {
+            skip = ($0 ~ /unknown_loc|delalloc/)
+            l = $0
+            sub(/^ +/, "", l); gsub(/\.\./, " ", l); gsub(/:/, " ", l)
+            split(l, f, " ")
+            if (skip) next
+            ps = f[4] + 0; n = f[6] + 0
+            if (n == 0) next
+            if (have && ps == end) { len += n; end += n; next }
+            if (have) print start "+" len
+            have = 1; start = ps; len = n; end = ps + n
+        }
+        END { if (have) print start "+" len }' | sort
+}
+
+# check_group DEV ALIAS FILE: one comparison of the group named ALIAS on DEV
+# with the file's extents. Silent and true when they match; otherwise prints why.
+# Checks: one group has the alias; its descriptor sits on its lowest member;
+# every member exists; no other region of ours carries a descriptor; members
+# (start+len) equal the merged extents as sets, without duplicates; no region
+# of the group's program_id with empty aux lies outside every group (stray).
+check_group() {
+    dev=$1 alias=$2 file=$3
+    stats_list "$dev" > /tmp/cg.list 2>&1 || { echo "@stats_list failed: $(cat /tmp/cg.list)"; return 1; }
+    if [ -n "$file" ]; then file_extents "$file" > /tmp/cg.ext; else : > /tmp/cg.ext; fi
+    awk -v want="$alias" -v extfile=/tmp/cg.ext '
+        function expand(m, out,   parts, i, r, a, k, n) {
+            n = split(m, parts, ",")
+            for (i = 1; i <= n; i++) {
+                if (split(parts[i], r, "-") == 2) { for (k = r[1] + 0; k <= r[2] + 0; k++) out[k] = 1 }
+                else out[parts[i] + 0] = 1
+            }
+        }
+        {
+            id = $1; sub(/:$/, "", id); id += 0
+            ids[id] = 1
+            split($2, sl, "+"); range[id] = (sl[1] + 0) "+" (sl[2] + 0)
+            prog[id] = $4
+            aux = $0
+            # strip "ID: START+LEN STEP PROG " (aux may hold spaces)
+            sub(/^[0-9]+: [0-9]+\+[0-9]+ [0-9]+ [^ ]+ /, "", aux)
+            sub(/ histogram:[0-9,]+$/, "", aux)
+            sub(/ precise_timestamps$/, "", aux)
+            auxof[id] = aux
+            if (substr(aux, 1, 10) == "DMS_GROUP=") {
+                d = substr(aux, 11)
+                if (substr(d, 1, 1) == "\"") {
+                    p = index(substr(d, 2), "\":")
+                    a = substr(d, 2, p - 1); rest = substr(d, p + 3)
+                } else {
+                    p = index(d, ":")
+                    a = substr(d, 1, p - 1); rest = substr(d, p + 1)
+                }
+                match(rest, /^[0-9,-]+#/)
+                mem = substr(rest, 1, RLENGTH - 1)
+                ngroups++
+                galias[id] = a; gmem[id] = mem
+            }
+        }
+        END {
+            while ((getline line < extfile) > 0) { ext[line]++; next_ext++ }
+            found = -1
+            for (g in galias) {
+                delete m; expand(gmem[g], m)
+                for (k in m) ingroup[k] = g
+                if (galias[g] == want) {
+                    if (found >= 0) { print "two groups named " want ": " found " and " g; bad = 1 }
+                    found = g
+                }
+            }
+            if (found < 0) {
+                if (next_ext == 0) exit 0
+                print "no group named \"" want "\" (" ngroups " groups)"; exit 1
+            }
+            if (next_ext == 0) { print "file has no extents but group " found " exists"; exit 1 }
+            delete m; expand(gmem[found], m)
+            lowest = -1
+            for (k in m) {
+                k += 0
+                if (lowest < 0 || k < lowest) lowest = k
+                if (!(k in ids)) { print "member " k " of group " found " does not exist"; bad = 1; continue }
+                if (k != found && substr(auxof[k], 1, 10) == "DMS_GROUP=") { print "member " k " carries a second descriptor"; bad = 1 }
+                have[range[k]]++
+            }
+            if (lowest != found + 0) { print "descriptor on " found " but lowest member is " lowest; bad = 1 }
+            for (r in have) {
+                if (have[r] > 1) { print "region " r " appears " have[r] " times"; bad = 1 }
+                if (!(r in ext)) { missing_e = missing_e " " r; bad = 1 }
+            }
+            for (r in ext) if (!(r in have)) { missing_r = missing_r " " r; bad = 1 }
+            if (missing_e != "") print "regions not matching any extent:" substr(missing_e, 1, 300)
+            if (missing_r != "") print "extents without a region:" substr(missing_r, 1, 300)
+            for (k in ids) {
+                if (prog[k] == prog[found] && !(k in ingroup) && (auxof[k] == "-" || auxof[k] == "")) {
+                    stray = stray " " k; bad = 1
+                }
+            }
+            if (stray != "") print "stray regions outside any group:" substr(stray, 1, 300)
+            exit bad
+        }' /tmp/cg.list
+}
+
+# expect_group DEV ALIAS FILE: polls check_group for up to $SETTLE seconds.
+expect_group() {
+    i=0
+    n=$((SETTLE * 10))
+    while ! check_group "$@" > /tmp/eg.why; do
+        if [ $i -ge $n ]; then
+            echo "--- @stats_list on $1:"
+            head -c 4000 /tmp/cg.list
+            echo "--- extents of ${3:-?}:"
+            head -n 50 /tmp/cg.ext
+            fail "group \"$2\" on $1 does not match ${3:-no file} after ${SETTLE}s: $(head -n 3 /tmp/eg.why | tr '\n' ';')"
+        fi
+        sleep 0.1
+        i=$((i + 1))
+    done
+    note "group \"$2\" matches $(wc -l < /tmp/cg.ext) extents after ~$((i / 10)).$((i % 10)) s"
+}
+
+# The group is gone: no region left with that alias.
+expect_no_group() {
+    dev=$1 alias=$2
+    i=0
+    while check_group "$dev" "$alias" "" > /tmp/eg.why; [ $? -ne 0 ] || grep -q . /tmp/eg.why || stats_list "$dev" | grep -q "DMS_GROUP=\"*$alias\"*:"; do
+        [ $i -ge $((SETTLE * 10)) ] && fail "group \"$alias\" still on $dev: $(stats_list "$dev" | head -c 300)"
+        sleep 0.1
+        i=$((i + 1))
+    done
+}
+
+# --- files ---------------------------------------------------------------
+
+# write_mib FILE MIB [SEEK_MIB]: writes random-ish data and syncs it out.
+write_mib() {
+    dd if=/dev/urandom of="$1" bs=1M count="$2" seek="${3:-0}" conv=notrunc,fsync 2> /dev/null \
+        || fail "dd to $1 failed"
+}
+
+# fragment FILE: punches every other 4 KiB block of the first MIB MiB, so the
+# file has many extents (and the group many non-contiguous members).
+fragment() {
+    f=$1 mib=$2
+    cmds=""
+    off=0
+    end=$((mib * 1048576))
+    while [ $off -lt $end ]; do
+        cmds="$cmds -c 'fpunch $off 4096'"
+        off=$((off + 8192))
+    done
+    eval "xfs_io $cmds \"\$f\"" || fail "xfs_io fpunch on $f failed"
+    sync
+}
+
+# The region lines not belonging to any dmstats group, in canonical form.
+other_regions() { stats_list "$1" | grep -v "DMS_GROUP=" | grep -v " dmstats -\$"; }
