@@ -60,7 +60,7 @@ for name in $(cat /t/list); do
         [ -n "$why" ] || why="exit status $rc"
         [ "$rc" -eq 137 ] && why="killed after ${SCENARIO_TIMEOUT:-120} s (hang)"
         report "FAIL $name: $why ($took s)"
-        tail -n 40 "/tmp/out.$name" | sed 's/^/| /' > /dev/ttyS1
+        tail -n 12 "/tmp/out.$name" | sed 's/^/| /' > /dev/ttyS1
     fi
 done
 report "DONE"
