@@ -25,6 +25,7 @@ run() {
 # make_dev NAME FSTYPE MIB: a linear dm device over a loop device over a sparse
 # file in tmpfs, with a fresh file system mounted on /mnt/NAME.
 make_dev() {
+    local name fs mib img loopdev
     name=$1 fs=$2 mib=$3
     img=/tmp/$name.img
     truncate -s "${mib}M" "$img" || return 1
@@ -57,6 +58,7 @@ dev_of() {
 
 # Every scenario starts from here: no daemon, no region, empty file systems.
 reset_world() {
+    local d p pid
     kill_daemons
     for d in ext4 xfs btrfs; do
         [ -e "/dev/mapper/$d" ] || continue
@@ -81,6 +83,7 @@ reset_world() {
 
 # Pids of live (not zombie) dmfilemapd processes.
 daemon_pids() {
+    local p
     for p in /proc/[0-9]*; do
         [ "$(cat "$p/comm" 2>/dev/null)" = dmfilemapd ] || continue
         grep -q '^State:.*Z' "$p/status" 2>/dev/null && continue
@@ -93,6 +96,7 @@ alive() {
 }
 
 kill_daemons() {
+    local pid i
     for pid in $(daemon_pids); do kill -9 "$pid" 2>/dev/null; done
     i=0
     while [ -n "$(daemon_pids)" ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
@@ -100,6 +104,7 @@ kill_daemons() {
 
 # Exactly one daemon running: prints its pid.
 one_daemon() {
+    local i
     i=0
     while [ $i -lt 30 ]; do
         set -- $(daemon_pids)
@@ -112,6 +117,7 @@ one_daemon() {
 
 # wait_exit PID [SECONDS]: the process ends within the time.
 wait_exit() {
+    local n i
     n=$(( ${2:-3} * 10 ))
     i=0
     while alive "$1"; do
@@ -129,6 +135,7 @@ stats_list() { dmsetup message "$1" 0 @stats_list; }
 # map FILE [dmstats options...]: `dmstats create --filemap` (which starts the
 # daemon from PATH); prints the group id.
 map() {
+    local f out gid
     f=$1
     shift
     out=$(dmstats create --filemap "$@" "$f" 2>&1) || { echo "$out" >&2; fail "dmstats create --filemap $* $f: $out"; }
@@ -165,6 +172,7 @@ file_extents() {
 # (start+len) equal the merged extents as sets, without duplicates; no region
 # of the group's program_id with empty aux lies outside every group (stray).
 check_group() {
+    local dev alias file
     dev=$1 alias=$2 file=$3
     stats_list "$dev" > /tmp/cg.list 2>&1 || { echo "@stats_list failed: $(cat /tmp/cg.list)"; return 1; }
     if [ -n "$file" ]; then file_extents "$file" > /tmp/cg.ext; else : > /tmp/cg.ext; fi
@@ -215,7 +223,7 @@ check_group() {
             }
             if (found < 0) {
                 if (next_ext == 0 && !noext) exit 0
-                print "no group named \"" want "\" (" ngroups " groups)"; exit 1
+                print "no group named \"" want "\" (" ngroups + 0 " groups)"; exit 1
             }
             if (next_ext == 0 && !noext) { print "file has no extents but group " found " exists"; exit 1 }
             delete m; expand(gmem[found], m)
@@ -248,6 +256,7 @@ check_group() {
 
 # expect_group DEV ALIAS FILE: polls check_group for up to $SETTLE seconds.
 expect_group() {
+    local i n
     i=0
     n=$((SETTLE * 10))
     while ! check_group "$@" > /tmp/eg.why; do
@@ -269,6 +278,7 @@ group_exists() { stats_list "$1" | grep -qE "DMS_GROUP=\"?$2\"?:"; }
 
 # expect_no_group DEV ALIAS: the group disappears within $SETTLE seconds.
 expect_no_group() {
+    local i
     i=0
     while group_exists "$1" "$2"; do
         [ $i -ge $((SETTLE * 10)) ] && fail "group \"$2\" still on $1: $(stats_list "$1" | head -c 300)"
@@ -288,6 +298,7 @@ write_mib() {
 # fragment FILE: punches every other 4 KiB block of the first MIB MiB, so the
 # file has many extents (and the group many non-contiguous members).
 fragment() {
+    local f mib cmds off end
     f=$1 mib=$2
     cmds=""
     off=0
@@ -331,6 +342,7 @@ expect_alive() {
 
 # The file grows (appended data, some of it fragmented): the group follows.
 body_growth() {
+    local fs f pid mib
     fs=$1
     f=/mnt/$fs/grow
     make_fragmented "$f" 1
@@ -350,6 +362,7 @@ body_growth() {
 
 # The file shrinks by truncation, in steps, into its fragmented part.
 body_shrink() {
+    local fs f pid size
     fs=$1
     f=/mnt/$fs/shrink
     make_fragmented "$f" 2
@@ -366,6 +379,7 @@ body_shrink() {
 
 # A same-size rewrite that moves blocks: st_blocks stays, the extents change.
 body_rewrite() {
+    local fs f pid before after blocks
     fs=$1
     f=/mnt/$fs/rewrite
     make_fragmented "$f" 1
@@ -384,4 +398,39 @@ body_rewrite() {
     [ "$(stat -c %b "$f")" = "$blocks" ] || note "st_blocks changed: $blocks -> $(stat -c %b "$f")"
     expect_group "$fs" rewrite "$f"
     alive "$pid" || fail "daemon exited"
+}
+
+# --- refusals (bad input) --------------------------------------------------
+
+REFUSALS_BAD=0
+
+# refuse DESC SHELL-COMMAND: runs the command (which calls dmfilemapd) with a
+# guard; wants exit status 1, one line on stderr naming the problem, nothing
+# on stdout and no daemon left behind. Counts failures in REFUSALS_BAD.
+refuse() {
+    local desc cmd rc lines why
+    desc=$1 cmd=$2
+    timeout -s KILL 5 sh -c "$cmd" > /tmp/r.out 2> /tmp/r.err
+    rc=$?
+    lines=$(grep -c . /tmp/r.err)
+    why=""
+    if [ $rc -eq 137 ]; then why="hung (killed after 5 s)"
+    elif [ $rc -ne 1 ]; then why="exit status $rc"
+    elif [ "$lines" -ne "${REFUSE_LINES:-1}" ]; then why="$lines lines on stderr"
+    elif [ -s /tmp/r.out ]; then why="output on stdout: $(head -c 100 /tmp/r.out)"
+    fi
+    if [ -n "$(daemon_pids)" ]; then
+        why="${why:+$why, }a daemon is running"
+        kill_daemons
+    fi
+    if [ -n "$why" ]; then
+        echo "BAD  $desc: $why; stderr: $(head -c 300 /tmp/r.err | tr '\n' '|')"
+        REFUSALS_BAD=$((REFUSALS_BAD + 1))
+    else
+        echo "ok   $desc: $(cat /tmp/r.err)"
+    fi
+}
+
+refusals_done() {
+    [ "$REFUSALS_BAD" -eq 0 ] || fail "$REFUSALS_BAD case(s) not refused cleanly (see BAD lines)"
 }
