@@ -77,7 +77,12 @@ qrc=$?
 set -e
 t_end=$(date +%s.%N)
 
-[ "${VM_SHOW:-0}" = 1 ] && tr -d '\r' < "$work/console.log"
+if [ "${VM_SHOW:-0}" = 1 ]; then
+    tr -d '\r' < "$work/console.log"
+elif [ "${VM_DEMO:-0}" = 1 ]; then
+    # The scenario's own output, without the kernel's messages.
+    tr -d '\r' < "$work/console.log" | sed -n '/^=== /,$p' | grep -v '^\[ *[0-9.]*\] '
+fi
 
 results=$(tr -d '\r' < "$work/results.log" 2>/dev/null || true)
 passed=0
