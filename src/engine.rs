@@ -74,11 +74,7 @@ pub struct Engine<D: Device> {
 
 impl<D: Device> Engine<D> {
     pub fn new(dev: D, group_id: RegionId) -> Self {
-        Engine {
-            dev,
-            group_id,
-            program_id: None,
-        }
+        Engine { dev, group_id, program_id: None }
     }
 
     /// The group's current id (its leader's id: it moves when a lower id joins).
@@ -94,11 +90,7 @@ impl<D: Device> Engine<D> {
 
     /// Bring the group in line with `extents`. `stop` is polled between
     /// messages; when it answers true the update ends early, consistent.
-    pub fn sync(
-        &mut self,
-        extents: &[Extent],
-        stop: &dyn Fn() -> bool,
-    ) -> Result<Outcome, EngineError> {
+    pub fn sync(&mut self, extents: &[Extent], stop: &dyn Fn() -> bool) -> Result<Outcome, EngineError> {
         let _ = (extents, stop);
         todo!()
     }

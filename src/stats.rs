@@ -23,10 +23,7 @@ pub struct Region {
 
 impl Region {
     pub fn extent(&self) -> Extent {
-        Extent {
-            start: self.start,
-            len: self.len,
-        }
+        Extent { start: self.start, len: self.len }
     }
 
     /// The line the kernel would print for this region (without the newline).
