@@ -86,7 +86,10 @@ mod tests {
     }
 
     fn mem(id: RegionId, start: u64, len: u64) -> Member {
-        Member { id, extent: ext(start, len) }
+        Member {
+            id,
+            extent: ext(start, len),
+        }
     }
 
     /// Every property the engine relies on, checked for one input.
@@ -117,7 +120,10 @@ mod tests {
             let e = extent_of(id);
             let wanted = extents.iter().filter(|&&x| x == e).count();
             let kept = plan.keep.iter().filter(|&&k| extent_of(k) == e).count();
-            assert_eq!(kept, wanted, "member {id} deleted though its extent is wanted");
+            assert_eq!(
+                kept, wanted,
+                "member {id} deleted though its extent is wanted"
+            );
             assert!(plan.keep.iter().all(|&k| extent_of(k) != e || k < id));
         }
 
@@ -152,7 +158,10 @@ mod tests {
         let ms = [mem(0, 0, 8), mem(1, 16, 8)];
         // The second extent grew: it is a different region now.
         let p = check(&ms, &[ext(0, 8), ext(16, 16)]);
-        assert_eq!((p.keep, p.create, p.delete), (vec![0], vec![ext(16, 16)], vec![1]));
+        assert_eq!(
+            (p.keep, p.create, p.delete),
+            (vec![0], vec![ext(16, 16)], vec![1])
+        );
         // First extent freed.
         let p = check(&ms, &[ext(16, 8)]);
         assert_eq!((p.keep, p.delete), (vec![1], vec![0]));
