@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 
 use crate::diff::{self, Member};
 use crate::extent::Extent;
-use crate::stats::{self, Descriptor, Region, RegionId, SkippedLine};
+use crate::stats::{self, Descriptor, MessageError, Region, RegionId, SkippedLine};
 
 /// A device-mapper device that takes dm-stats messages.
 pub trait Device {
@@ -83,6 +83,10 @@ pub enum EngineError {
     NotAGroup { id: RegionId, reason: String },
     #[error("{msg}: {source}")]
     Device { msg: String, source: DeviceError },
+    /// Text from the device that no message can carry back (the kernel
+    /// would split it where we cannot escape): retrying cannot help.
+    #[error(transparent)]
+    Message(#[from] MessageError),
     #[error("unexpected reply to {msg:?}: {reply:?}")]
     BadReply { msg: String, reply: String },
     /// An update failed and so did the repair that followed: the group may
@@ -100,7 +104,9 @@ impl EngineError {
     pub fn is_fatal(&self) -> bool {
         use rustix::io::Errno;
         match self {
-            EngineError::GroupGone(_) | EngineError::NotAGroup { .. } => true,
+            EngineError::GroupGone(_) | EngineError::NotAGroup { .. } | EngineError::Message(_) => {
+                true
+            }
             EngineError::Device {
                 source: DeviceError::Os(e),
                 ..
@@ -174,7 +180,7 @@ impl<D: Device> Engine<D> {
         } else {
             None
         };
-        let reply = self.send(stats::msg_list(filter.as_deref()))?;
+        let reply = self.send(stats::msg_list(filter.as_deref())?)?;
         let (regions, skipped) = stats::parse_list(&reply);
         match read_group(self.group_id, regions, skipped) {
             Ok(group) => {
@@ -343,7 +349,7 @@ impl<D: Device> Engine<D> {
     }
 
     fn create(&mut self, extent: Extent, leader: &Region) -> Result<RegionId, EngineError> {
-        let msg = stats::msg_create(extent, leader);
+        let msg = stats::msg_create(extent, leader)?;
         let reply = self.send(msg.clone())?;
         stats::parse_create_reply(&reply).ok_or(EngineError::BadReply { msg, reply })
     }
@@ -360,7 +366,7 @@ impl<D: Device> Engine<D> {
     }
 
     fn set_aux(&mut self, ours: &mut Ours, id: RegionId, aux: String) -> Result<(), EngineError> {
-        self.send(stats::msg_set_aux(id, &aux))?;
+        self.send(stats::msg_set_aux(id, &aux)?)?;
         ours.aux.insert(id, aux);
         Ok(())
     }

@@ -15,7 +15,7 @@ use rustix::io::Errno;
 
 use crate::engine::{Device, DeviceError};
 use crate::extent::Extent;
-use crate::stats::{Descriptor, Dialect, Region, RegionId};
+use crate::stats::{split_args, Descriptor, Dialect, Region, RegionId};
 
 /// The message kinds a fault can target.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -378,35 +378,6 @@ fn parse_bounds(s: &str) -> Result<Vec<u64>, Errno> {
             Ok(b)
         })
         .collect()
-}
-
-/// The kernel's argument splitter: whitespace separates arguments, a
-/// backslash makes the next character literal (a trailing one stays).
-pub fn split_args(msg: &str) -> Vec<String> {
-    let mut args = Vec::new();
-    let mut chars = msg.chars().peekable();
-    loop {
-        while chars
-            .next_if(|c| c.is_ascii_whitespace() || *c == '\x0b')
-            .is_some()
-        {}
-        if chars.peek().is_none() {
-            return args;
-        }
-        let mut arg = String::new();
-        while let Some(c) = chars.next() {
-            if c == '\\' {
-                if let Some(n) = chars.next() {
-                    arg.push(n);
-                    continue;
-                }
-            } else if c.is_ascii_whitespace() || c == '\x0b' {
-                break;
-            }
-            arg.push(c);
-        }
-        args.push(arg);
-    }
 }
 
 impl Device for FakeDm {
