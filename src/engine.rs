@@ -83,6 +83,10 @@ pub enum EngineError {
     NotAGroup { id: RegionId, reason: String },
     #[error("{msg}: {source}")]
     Device { msg: String, source: DeviceError },
+    /// Someone else changed the group while we were creating regions; ours
+    /// were taken back. The next update starts from what is there now.
+    #[error("group {0} changed under us; update abandoned")]
+    Raced(RegionId),
     /// Text from the device that no message can carry back (the kernel
     /// would split it where we cannot escape): retrying cannot help.
     #[error(transparent)]
@@ -130,6 +134,10 @@ pub struct Engine<D: Device> {
     filtered: bool,
     /// Messages sent so far, for the summaries.
     messages: usize,
+    /// Descriptors outside the group that named its members when the
+    /// engine first looked (see [`claims`]): junk that was there before us,
+    /// not a rival.
+    old_claims: Vec<(RegionId, String)>,
 }
 
 /// What the engine knows of the group's regions while it changes them: the
@@ -149,6 +157,7 @@ impl<D: Device> Engine<D> {
             program_id: None,
             filtered: false,
             messages: 0,
+            old_claims: Vec::new(),
         }
     }
 
@@ -182,12 +191,19 @@ impl<D: Device> Engine<D> {
         };
         let reply = self.send(stats::msg_list(filter.as_deref())?)?;
         let (regions, skipped) = stats::parse_list(&reply);
-        match read_group(self.group_id, regions, skipped) {
+        let by_id = by_id(regions);
+        match read_group(self.group_id, &by_id, skipped) {
             Ok(group) => {
                 if first {
+                    self.old_claims = claims(&by_id, &group);
                     let program = &group.leader.program_id;
                     self.filtered = group.members.iter().all(|m| &m.program_id == program);
                     self.program_id = Some(program.clone());
+                }
+                // Another updater moved the group to a new leader of its
+                // own: what we hold is a stale copy, no longer the group.
+                if self.rival_claims(&by_id, &group) {
+                    return Ok(None);
                 }
                 Ok(Some(group))
             }
@@ -284,6 +300,23 @@ impl<D: Device> Engine<D> {
             self.repair(&mut ours)?;
             return Ok(Outcome::Interrupted(finish(self, summary)));
         }
+        // Creating takes long enough for another updater of this group (a
+        // second daemon, `dmstats update_filemap`) to slip in: look again
+        // before overwriting its descriptor with ours.
+        if !created.is_empty() {
+            match self.still_as_loaded(&group) {
+                Ok(true) => {}
+                Ok(false) => {
+                    // Not ours to repair any more: take back what we added.
+                    self.undo(&mut ours, &created);
+                    return Err(EngineError::Raced(group.leader.id));
+                }
+                Err(e) => {
+                    self.undo(&mut ours, &created);
+                    return Err(self.fail(&mut ours, e));
+                }
+            }
+        }
         if let Err(e) = self.write_descriptor(&mut ours, &target) {
             // The old descriptor still stands: go back to it.
             self.undo(&mut ours, &created);
@@ -354,15 +387,62 @@ impl<D: Device> Engine<D> {
         stats::parse_create_reply(&reply).ok_or(EngineError::BadReply { msg, reply })
     }
 
-    /// A region someone else already deleted is as good as deleted.
+    /// A region someone else already deleted is as good as deleted. ENOENT
+    /// is checked with a list before it is believed: taking it on trust
+    /// would leave the region outside the group if it were still there.
     fn delete(&mut self, id: RegionId) -> Result<(), EngineError> {
         match self.send(stats::msg_delete(id)) {
-            Err(EngineError::Device {
-                source: DeviceError::Os(rustix::io::Errno::NOENT),
-                ..
-            }) => Ok(()),
+            Err(
+                e @ EngineError::Device {
+                    source: DeviceError::Os(rustix::io::Errno::NOENT),
+                    ..
+                },
+            ) => {
+                if self.exists(id)? {
+                    Err(e)
+                } else {
+                    Ok(())
+                }
+            }
             other => other.map(drop),
         }
+    }
+
+    /// Whether the leader still holds the descriptor we loaded, every
+    /// member we keep is still there, and no new descriptor claims one of
+    /// them (a rival that moved the group's leader).
+    fn still_as_loaded(&mut self, group: &Group) -> Result<bool, EngineError> {
+        let filter = if self.filtered {
+            self.program_id.clone()
+        } else {
+            None
+        };
+        let reply = self.send(stats::msg_list(filter.as_deref())?)?;
+        let now = by_id(stats::parse_list(&reply).0);
+        let unchanged = now
+            .get(&group.leader.id)
+            .is_some_and(|l| l.aux_data == group.leader.aux_data)
+            && group
+                .members
+                .iter()
+                .all(|m| now.get(&m.id).is_some_and(|r| r.extent() == m.extent()));
+        Ok(unchanged && !self.rival_claims(&now, group))
+    }
+
+    fn rival_claims(&self, by_id: &BTreeMap<RegionId, Region>, group: &Group) -> bool {
+        claims(by_id, group)
+            .iter()
+            .any(|c| !self.old_claims.contains(c))
+    }
+
+    fn exists(&mut self, id: RegionId) -> Result<bool, EngineError> {
+        let filter = if self.filtered {
+            self.program_id.clone()
+        } else {
+            None
+        };
+        let reply = self.send(stats::msg_list(filter.as_deref())?)?;
+        Ok(stats::parse_list(&reply).0.iter().any(|r| r.id == id))
     }
 
     fn set_aux(&mut self, ours: &mut Ours, id: RegionId, aux: String) -> Result<(), EngineError> {
@@ -438,16 +518,40 @@ impl<D: Device> Engine<D> {
     }
 }
 
-/// The group led by `id` in a list, or why there is none.
-fn read_group(
-    id: RegionId,
-    regions: Vec<Region>,
-    skipped: Vec<SkippedLine>,
-) -> Result<Group, String> {
+/// A list by id; should a reply repeat an id, the first line counts.
+fn by_id(regions: Vec<Region>) -> BTreeMap<RegionId, Region> {
     let mut by_id = BTreeMap::new();
     for r in regions {
         by_id.entry(r.id).or_insert(r);
     }
+    by_id
+}
+
+/// Descriptors that name one of the group's members but sit on a region
+/// of the same program outside the group: left by a rival updater that
+/// moved the leader. (A member holding one is our own stale old leader,
+/// which the next update strips; other programs' aux data is not ours to
+/// weigh.)
+fn claims(by_id: &BTreeMap<RegionId, Region>, group: &Group) -> Vec<(RegionId, String)> {
+    let ours = |id: RegionId| group.members.binary_search_by_key(&id, |m| m.id).is_ok();
+    by_id
+        .values()
+        .filter(|r| !ours(r.id) && r.program_id == group.leader.program_id)
+        .filter(|r| r.aux_data.contains("DMS_GROUP="))
+        .filter(|r| match Descriptor::parse(&r.aux_data) {
+            Ok(Some(d)) if d.leader() == Some(r.id) => d.members.iter().any(|&m| ours(m)),
+            _ => false,
+        })
+        .map(|r| (r.id, r.aux_data.clone()))
+        .collect()
+}
+
+/// The group led by `id` in a list, or why there is none.
+fn read_group(
+    id: RegionId,
+    by_id: &BTreeMap<RegionId, Region>,
+    skipped: Vec<SkippedLine>,
+) -> Result<Group, String> {
     let leader = by_id.get(&id).ok_or("no such region")?.clone();
     let descriptor = match Descriptor::parse(&leader.aux_data) {
         Ok(Some(d)) if d.leader() == Some(id) => d,

@@ -52,7 +52,7 @@ pub const DMSTATS_PROGRAM: &str = "dmstats";
 /// The kernel's ids are `int`s.
 const MAX_ID: u64 = i32::MAX as u64;
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct FakeDm {
     pub regions: BTreeMap<RegionId, Region>,
     /// Every message received, in order, failed ones included.
