@@ -20,7 +20,7 @@ use rustix::io::Errno;
 
 use crate::cli::{Args, Mode};
 use crate::dm::{self, DmDevice};
-use crate::engine::{self, Device, DeviceError, Engine, EngineError, Outcome, Summary};
+use crate::engine::{self, Device, Engine, EngineError, Outcome, Summary};
 use crate::extent::Extent;
 use crate::stats::RegionId;
 use crate::watch::{self, Watcher};
@@ -311,7 +311,15 @@ impl<U: Updater, S: Scanner> Daemon<U, S> {
             Ok(None) => return Ok(Some(Exit::GroupRemoved)),
             Err(e) => return self.failed(e, now),
         };
-        if let Some(applied) = &self.applied {
+        if !group.missing.is_empty() {
+            warn!(
+                "Group {}: member regions {:?} were deleted by another program: updating.",
+                self.group.group_id(),
+                group.missing
+            );
+            self.applied = None;
+            self.dirty = true;
+        } else if let Some(applied) = &self.applied {
             let mut want = applied.clone();
             want.sort_unstable();
             let mut have: Vec<Extent> = group.members.iter().map(|r| r.extent()).collect();
@@ -332,7 +340,7 @@ impl<U: Updater, S: Scanner> Daemon<U, S> {
         let group = self.group.group_id();
         match e {
             EngineError::GroupGone(_) => Ok(Some(Exit::GroupRemoved)),
-            e if is_fatal(&e) => Err(Error::Fatal { group, source: e }),
+            e if e.is_fatal() => Err(Error::Fatal { group, source: e }),
             e => {
                 error!("Update of group {group} failed, retrying: {e}");
                 self.retry_later(now);
@@ -348,12 +356,6 @@ impl<U: Updater, S: Scanner> Daemon<U, S> {
         self.dirty = true;
         self.not_before = Some(now + RETRY_INTERVAL);
     }
-}
-
-/// The device is gone: nothing to retry against.
-fn is_fatal(e: &EngineError) -> bool {
-    matches!(e, EngineError::Device { source: DeviceError::Os(errno), .. }
-        if *errno == Errno::NXIO || *errno == Errno::NODEV)
 }
 
 fn describe(s: &Summary) -> String {

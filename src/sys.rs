@@ -94,12 +94,21 @@ pub fn sigpipe_ignored() -> bool {
 /// descriptors must not stay open for the life of the daemon.
 pub fn close_stray_fds(keep: RawFd) -> io::Result<()> {
     use rustix::fs::{Dir, Mode, OFlags};
-    let dir = rustix::fs::open("/proc/self/fd", OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())?;
+    let dir = rustix::fs::open(
+        "/proc/self/fd",
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
     let own = raw(&dir);
     let mut stray = Vec::new();
     for entry in Dir::new(dir)? {
         let entry = entry?;
-        match entry.file_name().to_str().ok().and_then(|n| n.parse::<RawFd>().ok()) {
+        match entry
+            .file_name()
+            .to_str()
+            .ok()
+            .and_then(|n| n.parse::<RawFd>().ok())
+        {
             Some(n) if n > 2 && n != keep && n != own => stray.push(n),
             _ => {}
         }

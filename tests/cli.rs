@@ -12,22 +12,50 @@ fn run(argv: &[&str]) -> Result<Command, UsageError> {
 }
 
 fn args(fd: i32, group_id: u64, path: &str, mode: Mode, foreground: bool, verbose: u8) -> Command {
-    Command::Run(Args { fd, group_id, path: PathBuf::from(path), mode, foreground, verbose })
+    Command::Run(Args {
+        fd,
+        group_id,
+        path: PathBuf::from(path),
+        mode,
+        foreground,
+        verbose,
+    })
 }
 
 #[test]
 fn accepts() {
     use Mode::*;
     let table: &[(&[&str], Command)] = &[
-        (&["3", "0", "/f", "inode"], args(3, 0, "/f", Inode, false, 0)),
+        (
+            &["3", "0", "/f", "inode"],
+            args(3, 0, "/f", Inode, false, 0),
+        ),
         (&["3", "0", "/f", "path"], args(3, 0, "/f", Path, false, 0)),
-        (&["3", "7", "/a b/c", "inode", "1"], args(3, 7, "/a b/c", Inode, true, 0)),
-        (&["3", "7", "/f", "inode", "0", "3"], args(3, 7, "/f", Inode, false, 3)),
-        (&["0", "0", "/", "path", "2", "0"], args(0, 0, "/", Path, true, 0)),
-        (&["2147483647", "18446744073709551615", "/f", "inode"], args(i32::MAX, u64::MAX, "/f", Inode, false, 0)),
-        (&["007", "010", "/f", "inode", "00", "01"], args(7, 10, "/f", Inode, false, 1)),
+        (
+            &["3", "7", "/a b/c", "inode", "1"],
+            args(3, 7, "/a b/c", Inode, true, 0),
+        ),
+        (
+            &["3", "7", "/f", "inode", "0", "3"],
+            args(3, 7, "/f", Inode, false, 3),
+        ),
+        (
+            &["0", "0", "/", "path", "2", "0"],
+            args(0, 0, "/", Path, true, 0),
+        ),
+        (
+            &["2147483647", "18446744073709551615", "/f", "inode"],
+            args(i32::MAX, u64::MAX, "/f", Inode, false, 0),
+        ),
+        (
+            &["007", "010", "/f", "inode", "00", "01"],
+            args(7, 10, "/f", Inode, false, 1),
+        ),
         // The argument separator lets a value start with '-'; it is then refused as a value.
-        (&["--", "3", "0", "/f", "inode"], args(3, 0, "/f", Inode, false, 0)),
+        (
+            &["--", "3", "0", "/f", "inode"],
+            args(3, 0, "/f", Inode, false, 0),
+        ),
     ];
     for (argv, want) in table {
         assert_eq!(run(argv).as_ref(), Ok(want), "{argv:?}");
@@ -50,10 +78,16 @@ fn refuses() {
         (&[" 3", "0", "/f", "inode"], Fd(s(" 3"))),
         (&["3x", "0", "/f", "inode"], Fd(s("3x"))),
         (&["2147483648", "0", "/f", "inode"], Fd(s("2147483648"))),
-        (&["99999999999999999999999", "0", "/f", "inode"], Fd(s("99999999999999999999999"))),
+        (
+            &["99999999999999999999999", "0", "/f", "inode"],
+            Fd(s("99999999999999999999999")),
+        ),
         (&["3", "", "/f", "inode"], GroupId(s(""))),
         (&["3", "-1", "/f", "inode"], GroupId(s("-1"))),
-        (&["3", "18446744073709551616", "/f", "inode"], GroupId(s("18446744073709551616"))),
+        (
+            &["3", "18446744073709551616", "/f", "inode"],
+            GroupId(s("18446744073709551616")),
+        ),
         (&["3", "0x10", "/f", "inode"], GroupId(s("0x10"))),
         (&["3", "0", "", "inode"], EmptyPath),
         (&["3", "0", "f", "inode"], RelativePath(s("f"))),
@@ -64,12 +98,18 @@ fn refuses() {
         (&["3", "0", "/f", "inode", ""], Foreground(s(""))),
         (&["3", "0", "/f", "inode", "-1"], Foreground(s("-1"))),
         (&["3", "0", "/f", "inode", "yes"], Foreground(s("yes"))),
-        (&["3", "0", "/f", "inode", "99999999999999999999999"], Foreground(s("99999999999999999999999"))),
+        (
+            &["3", "0", "/f", "inode", "99999999999999999999999"],
+            Foreground(s("99999999999999999999999")),
+        ),
         (&["3", "0", "/f", "inode", "0", "4"], Verbose(s("4"))),
         (&["3", "0", "/f", "inode", "0", "-1"], Verbose(s("-1"))),
         (&["3", "0", "/f", "inode", "0", ""], Verbose(s(""))),
         (&["3", "0", "/f", "inode", "0", "256"], Verbose(s("256"))),
-        (&["--frobnicate", "3", "0", "/f", "inode"], UnknownOption(s("--frobnicate"))),
+        (
+            &["--frobnicate", "3", "0", "/f", "inode"],
+            UnknownOption(s("--frobnicate")),
+        ),
         (&["-x", "3", "0", "/f", "inode"], UnknownOption(s("-x"))),
     ];
     for (argv, want) in table {
@@ -81,7 +121,10 @@ fn refuses() {
 fn errors_are_one_line_naming_the_value() {
     for (argv, bad) in [
         (&["-1", "0", "/f", "inode"][..], "'-1'"),
-        (&["3", "99999999999999999999", "/f", "inode"], "'99999999999999999999'"),
+        (
+            &["3", "99999999999999999999", "/f", "inode"],
+            "'99999999999999999999'",
+        ),
         (&["3", "0", "rel", "inode"], "'rel'"),
         (&["3", "0", "/f", "bogus"], "'bogus'"),
         (&["3", "0", "/f", "inode", "x"], "'x'"),
@@ -113,7 +156,13 @@ fn non_utf8_path_is_kept() {
     use std::ffi::OsString;
     use std::os::unix::ffi::OsStringExt;
     let path = OsString::from_vec(b"/tmp/\xff".to_vec());
-    let argv: Vec<OsString> = vec!["dmfilemapd".into(), "3".into(), "0".into(), path.clone(), "inode".into()];
+    let argv: Vec<OsString> = vec![
+        "dmfilemapd".into(),
+        "3".into(),
+        "0".into(),
+        path.clone(),
+        "inode".into(),
+    ];
     match parse(argv) {
         Ok(Command::Run(a)) => assert_eq!(a.path.into_os_string(), path),
         other => panic!("{other:?}"),
@@ -123,7 +172,10 @@ fn non_utf8_path_is_kept() {
 // The binary: what a caller sees on the terminal.
 
 fn bin(argv: &[&str]) -> std::process::Output {
-    Process::new(env!("CARGO_BIN_EXE_dmfilemapd")).args(argv).output().unwrap()
+    Process::new(env!("CARGO_BIN_EXE_dmfilemapd"))
+        .args(argv)
+        .output()
+        .unwrap()
 }
 
 #[test]
@@ -133,7 +185,10 @@ fn binary_wrong_count_prints_usage() {
     let err = String::from_utf8(out.stderr).unwrap();
     let lines: Vec<&str> = err.lines().collect();
     assert_eq!(lines[0], "Wrong number of arguments.");
-    assert!(lines[1].starts_with("usage: dmfilemapd <fd> <group_id> <abs_path> <mode>"), "{err}");
+    assert!(
+        lines[1].starts_with("usage: dmfilemapd <fd> <group_id> <abs_path> <mode>"),
+        "{err}"
+    );
     assert_eq!(lines.len(), 2);
     assert!(out.stdout.is_empty());
 }
@@ -144,17 +199,25 @@ fn binary_bad_value_is_one_line() {
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8(out.stderr).unwrap();
     assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(err.starts_with("dmfilemapd: ") && err.contains("'4'"), "{err}");
+    assert!(
+        err.starts_with("dmfilemapd: ") && err.contains("'4'"),
+        "{err}"
+    );
 }
 
 #[test]
 fn binary_help_and_version() {
     let out = bin(&["--help"]);
     assert_eq!(out.status.code(), Some(0));
-    assert!(String::from_utf8(out.stdout).unwrap().starts_with("usage: dmfilemapd"));
+    assert!(String::from_utf8(out.stdout)
+        .unwrap()
+        .starts_with("usage: dmfilemapd"));
     let out = bin(&["--version"]);
     assert_eq!(out.status.code(), Some(0));
-    assert_eq!(String::from_utf8(out.stdout).unwrap(), format!("dmfilemapd {}\n", env!("CARGO_PKG_VERSION")));
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        format!("dmfilemapd {}\n", env!("CARGO_PKG_VERSION"))
+    );
 }
 
 #[test]
@@ -172,26 +235,41 @@ fn binary_refuses_a_directory() {
     let out = with_inherited(&dir, |n| bin(&[&n, "0", "/", "inode", "1", "0"]));
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8(out.stderr).unwrap();
-    assert!(err.starts_with("dmfilemapd: fd ") && err.ends_with(": a directory is not a regular file\n"), "{err}");
+    assert!(
+        err.starts_with("dmfilemapd: fd ")
+            && err.ends_with(": a directory is not a regular file\n"),
+        "{err}"
+    );
 }
 
 #[test]
 fn binary_refuses_a_fifo_a_socket_and_a_char_device() {
     let dir = tempdir("refuse");
     let fifo = dir.join("fifo");
-    assert!(Process::new("mkfifo").arg(&fifo).status().unwrap().success());
+    assert!(Process::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
     // Read-write so the open does not wait for a writer.
-    let flags = rustix::fs::OFlags::RDWR | rustix::fs::OFlags::NONBLOCK | rustix::fs::OFlags::CLOEXEC;
+    let flags =
+        rustix::fs::OFlags::RDWR | rustix::fs::OFlags::NONBLOCK | rustix::fs::OFlags::CLOEXEC;
     let fifo = rustix::fs::open(&fifo, flags, rustix::fs::Mode::empty()).unwrap();
     let (socket, _peer) = std::os::unix::net::UnixStream::pair().unwrap();
     let null = std::fs::File::open("/dev/null").unwrap();
-    let cases: [(&dyn AsFd, &str); 3] =
-        [(&fifo, "a FIFO"), (&socket, "a socket"), (&null, "a character device")];
+    let cases: [(&dyn AsFd, &str); 3] = [
+        (&fifo, "a FIFO"),
+        (&socket, "a socket"),
+        (&null, "a character device"),
+    ];
     for (fd, kind) in cases {
         let out = with_inherited(fd, |n| bin(&[&n, "0", "/x", "path", "1", "0"]));
         assert_eq!(out.status.code(), Some(1), "{kind}");
         let err = String::from_utf8(out.stderr).unwrap();
-        assert!(err.ends_with(&format!(": {kind} is not a regular file\n")), "{err}");
+        assert!(
+            err.ends_with(&format!(": {kind} is not a regular file\n")),
+            "{err}"
+        );
         assert_eq!(err.lines().count(), 1, "{err}");
     }
     std::fs::remove_dir_all(dir).unwrap();
