@@ -188,7 +188,8 @@ fn holds(link: &Path, dev: u64, ino: u64) -> bool {
 
 /// The raw number of a descriptor, for `/proc/self/fd/<n>` and the argv of
 /// the detached copy.
-pub fn raw<Fd: AsFd>(fd: Fd) -> RawFd {
+/// Takes a reference so the descriptor cannot be closed by the call.
+pub fn raw<Fd: AsFd>(fd: &Fd) -> RawFd {
     fd.as_fd().as_raw_fd()
 }
 

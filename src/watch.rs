@@ -36,7 +36,7 @@ pub struct Watcher {
 impl Watcher {
     pub fn new<Fd: AsFd>(file: Fd) -> Result<Watcher, Errno> {
         let inotify = inotify::init(CreateFlags::CLOEXEC | CreateFlags::NONBLOCK)?;
-        let path = format!("/proc/self/fd/{}", crate::sys::raw(file));
+        let path = format!("/proc/self/fd/{}", crate::sys::raw(&file));
         let mask = WatchFlags::MODIFY
             | WatchFlags::ATTRIB
             | WatchFlags::CLOSE_WRITE

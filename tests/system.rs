@@ -97,7 +97,7 @@ fn watcher_sees_an_unlink() {
 fn watcher_reports_a_dropped_watch() {
     let dir = TempDir::new("watch-drop");
     let path = dir.file("f", b"one");
-    let w = Watcher::new(&File::open(&path).unwrap()).unwrap();
+    let w = Watcher::new(File::open(&path).unwrap()).unwrap();
     // Nobody holds the file: unlinking frees the inode and the kernel drops the watch.
     fs::remove_file(&path).unwrap();
     let mut seen = Events::default();
@@ -114,7 +114,7 @@ fn watcher_reports_a_dropped_watch() {
 fn watcher_wait_ends_on_stop() {
     let dir = TempDir::new("watch-stop");
     let path = dir.file("f", b"one");
-    let w = Watcher::new(&File::open(&path).unwrap()).unwrap();
+    let w = Watcher::new(File::open(&path).unwrap()).unwrap();
     // Were the stop request not looked at between slices, this would take an hour.
     assert_eq!(
         w.wait(Duration::from_secs(3600), &|| true).unwrap(),
@@ -270,4 +270,102 @@ fn fiemap_of_a_real_file_when_the_file_system_has_it() {
             assert_eq!(sectors, 128, "{extents:?}");
         }
     }
+}
+
+// Detaching: the parent re-executes itself (here: this test binary, running
+// only `detach_probe`) and the copy detaches and reports what it sees.
+
+fn probe_params(parent: u32) -> PathBuf {
+    std::env::temp_dir().join(format!("dmfilemapd-detach-probe-{parent}"))
+}
+
+#[test]
+fn detached_copy_has_its_own_session_and_only_the_monitored_fd() {
+    use std::os::fd::{AsRawFd, IntoRawFd};
+    let dir = TempDir::new("detach");
+    let kept = dmfilemapd::sys::adopt_fd(File::open(dir.file("kept", b"x")).unwrap().into_raw_fd())
+        .unwrap();
+    // A descriptor the caller forgot to close: inherited, then closed by the copy.
+    let stray =
+        dmfilemapd::sys::adopt_fd(File::open(dir.file("stray", b"x")).unwrap().into_raw_fd())
+            .unwrap();
+    let report = dir.0.join("report");
+    let params = probe_params(std::process::id());
+    fs::write(
+        &params,
+        format!("{}\n{}\n", kept.as_raw_fd(), report.display()),
+    )
+    .unwrap();
+
+    let argv0 = std::env::args_os().next().unwrap();
+    let args = [
+        "detach_probe",
+        "--exact",
+        "--ignored",
+        "--quiet",
+        "--test-threads=1",
+    ]
+    .map(Into::into);
+    dmfilemapd::sys::spawn_detached(argv0, &args).unwrap();
+    let mut waited = Duration::ZERO;
+    while !report.exists() || !fs::read_to_string(&report).unwrap().ends_with("end\n") {
+        assert!(waited < PATIENCE, "the detached copy never reported");
+        std::thread::sleep(Duration::from_millis(50));
+        waited += Duration::from_millis(50);
+    }
+    fs::remove_file(&params).unwrap();
+    let report = fs::read_to_string(&report).unwrap();
+    let lines: Vec<&str> = report.lines().collect();
+    assert_eq!(lines[0], "session leader: true", "{report}");
+    assert_eq!(lines[1], "cwd: /", "{report}");
+    let fds: Vec<&str> = lines[2..lines.len() - 1].to_vec();
+    assert!(fds.iter().any(|l| l.ends_with("/kept")), "{report}");
+    assert!(!fds.iter().any(|l| l.ends_with("/stray")), "{report}");
+    for n in 0..3 {
+        assert!(
+            fds.contains(&format!("{n} -> /dev/null").as_str()),
+            "{report}"
+        );
+    }
+    drop(stray);
+}
+
+#[test]
+#[ignore = "run by detached_copy_has_its_own_session_and_only_the_monitored_fd"]
+fn detach_probe() {
+    use std::os::unix::ffi::OsStrExt;
+    if std::env::var_os(dmfilemapd::sys::DETACHED_ENV).is_none() {
+        return;
+    }
+    let parent = rustix::process::getppid().map_or(0, |p| p.as_raw_nonzero().get() as u32);
+    let params = fs::read_to_string(probe_params(parent)).unwrap();
+    let mut params = params.lines();
+    let kept: i32 = params.next().unwrap().parse().unwrap();
+    let report = PathBuf::from(params.next().unwrap());
+    dmfilemapd::sys::detach(true, kept).unwrap();
+    let me = rustix::process::getpid();
+    let mut out = format!(
+        "session leader: {}\ncwd: {}\n",
+        rustix::process::getsid(None).unwrap() == me,
+        std::env::current_dir().unwrap().display()
+    );
+    let mut entries: Vec<(i32, PathBuf)> = fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| {
+            Some((
+                e.file_name().to_str()?.parse().ok()?,
+                fs::read_link(e.path()).ok()?,
+            ))
+        })
+        .collect();
+    entries.sort();
+    for (n, target) in entries {
+        out += &format!(
+            "{n} -> {}\n",
+            String::from_utf8_lossy(target.as_os_str().as_bytes())
+        );
+    }
+    out += "end\n";
+    fs::write(report, out).unwrap();
 }
