@@ -138,6 +138,10 @@ pub struct Engine<D: Device> {
     /// engine first looked (see [`claims`]): junk that was there before us,
     /// not a rival.
     old_claims: Vec<(RegionId, String)>,
+    /// For the log; see [`Engine::take_warnings`].
+    warnings: Vec<String>,
+    /// The unreadable lines of the last list, so each is warned about once.
+    skipped: Vec<SkippedLine>,
 }
 
 /// What the engine knows of the group's regions while it changes them: the
@@ -158,6 +162,8 @@ impl<D: Device> Engine<D> {
             filtered: false,
             messages: 0,
             old_claims: Vec::new(),
+            warnings: Vec::new(),
+            skipped: Vec::new(),
         }
     }
 
@@ -169,6 +175,13 @@ impl<D: Device> Engine<D> {
     /// Messages sent since the engine was made.
     pub fn messages(&self) -> usize {
         self.messages
+    }
+
+    /// What the engine noticed and worked around since the last call:
+    /// members someone else deleted, unreadable list lines (once each),
+    /// stale descriptors stripped. One line each, for the log.
+    pub fn take_warnings(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.warnings)
     }
 
     fn send(&mut self, msg: String) -> Result<String, EngineError> {
@@ -191,6 +204,15 @@ impl<D: Device> Engine<D> {
         };
         let reply = self.send(stats::msg_list(filter.as_deref())?)?;
         let (regions, skipped) = stats::parse_list(&reply);
+        if skipped != self.skipped {
+            for line in skipped.iter().filter(|l| !self.skipped.contains(l)) {
+                self.warnings.push(format!(
+                    "@stats_list line {} skipped: {}",
+                    line.line_no, line.reason
+                ));
+            }
+            self.skipped.clone_from(&skipped);
+        }
         let by_id = by_id(regions);
         match read_group(self.group_id, &by_id, skipped) {
             Ok(group) => {
@@ -252,6 +274,19 @@ impl<D: Device> Engine<D> {
         let stale = group.members[1..].iter().any(names_itself);
         if plan.is_noop() && group.missing.is_empty() && !stale {
             return Ok(Outcome::Unchanged);
+        }
+        if !group.missing.is_empty() {
+            self.warnings.push(format!(
+                "group {}: member regions {} deleted by someone else",
+                group.id(),
+                stats::format_members(&group.missing)
+            ));
+        }
+        if stale {
+            self.warnings.push(format!(
+                "group {}: a member still holds an old descriptor; stripping it",
+                group.id()
+            ));
         }
 
         let mut ours = Ours {

@@ -12,7 +12,10 @@ use libfuzzer_sys::fuzz_target;
 
 /// Few places and lengths, so that members and extents often coincide.
 fn extent(a: u8, b: u8) -> Extent {
-    Extent { start: u64::from(a % 32) * 8, len: 1 + u64::from(b % 4) * 4 }
+    Extent {
+        start: u64::from(a % 32) * 8,
+        len: 1 + u64::from(b % 4) * 4,
+    }
 }
 
 fn decode(data: &[u8]) -> (Vec<Member>, Vec<Extent>, &[u8]) {
@@ -26,7 +29,10 @@ fn decode(data: &[u8]) -> (Vec<Member>, Vec<Extent>, &[u8]) {
                 let id = usize::from(c[0] & 63);
                 if !used[id] {
                     used[id] = true;
-                    members.push(Member { id: id as RegionId, extent: extent(c[1], c[2]) });
+                    members.push(Member {
+                        id: id as RegionId,
+                        extent: extent(c[1], c[2]),
+                    });
                 }
             }
             _ => extents.push(extent(c[1], c[2])),
@@ -47,21 +53,35 @@ fn check_plan(members: &[Member], extents: &[Extent]) {
     let mut seen: Vec<RegionId> = plan.keep.iter().chain(&plan.delete).copied().collect();
     seen.sort_unstable();
     // keep and delete split the members: nothing outside the group is touched.
-    assert_eq!(seen, sorted(&members.iter().map(|m| m.id).collect::<Vec<_>>()));
+    assert_eq!(
+        seen,
+        sorted(&members.iter().map(|m| m.id).collect::<Vec<_>>())
+    );
     assert!(plan.keep.windows(2).all(|w| w[0] < w[1]));
     assert!(plan.delete.windows(2).all(|w| w[0] < w[1]));
     let mut after: Vec<Extent> = plan.keep.iter().filter_map(|&id| extent_of(id)).collect();
     after.extend(&plan.create);
-    assert_eq!(sorted(&after), sorted(extents), "plan does not yield the extents");
+    assert_eq!(
+        sorted(&after),
+        sorted(extents),
+        "plan does not yield the extents"
+    );
     for &id in &plan.delete {
         let e = extent_of(id).unwrap();
         let wanted = extents.iter().filter(|&&x| x == e).count();
-        let kept = plan.keep.iter().filter(|&&k| extent_of(k) == Some(e)).count();
+        let kept = plan
+            .keep
+            .iter()
+            .filter(|&&k| extent_of(k) == Some(e))
+            .count();
         assert_eq!(kept, wanted, "region {id} equal to a wanted extent deleted");
     }
     let mut rest = extents;
     for c in &plan.create {
-        let at = rest.iter().position(|x| x == c).expect("create out of file order");
+        let at = rest
+            .iter()
+            .position(|x| x == c)
+            .expect("create out of file order");
         rest = &rest[at + 1..];
     }
 }
@@ -69,10 +89,15 @@ fn check_plan(members: &[Member], extents: &[Extent]) {
 /// The group led by `id`: its descriptor names itself and only regions that
 /// exist, sits on the lowest of them, and no member keeps a stale one.
 fn group(dm: &FakeDm, id: RegionId) -> Vec<RegionId> {
-    let d = Descriptor::parse(&dm.regions[&id].aux_data).unwrap().unwrap();
+    let d = Descriptor::parse(&dm.regions[&id].aux_data)
+        .unwrap()
+        .unwrap();
     assert_eq!(d.leader(), Some(id));
     for m in &d.members[1..] {
-        let r = dm.regions.get(m).expect("descriptor names a missing region");
+        let r = dm
+            .regions
+            .get(m)
+            .expect("descriptor names a missing region");
         if let Ok(Some(stale)) = Descriptor::parse(&r.aux_data) {
             assert_ne!(stale.leader(), Some(*m), "stale descriptor on member {m}");
         }
@@ -110,21 +135,47 @@ fn run_engine(members: &[Member], extents: &[Extent], rest: &[u8]) {
     }
     let ids = sorted(&members.iter().map(|m| m.id).collect::<Vec<_>>());
     let leader = ids[0];
-    let dialect = if rest.first().is_some_and(|b| b & 1 == 1) { Dialect::Quoted } else { Dialect::Bare };
-    let desc = Descriptor { alias: "a file".into(), members: ids, user: "u".into(), dialect };
+    let dialect = if rest.first().is_some_and(|b| b & 1 == 1) {
+        Dialect::Quoted
+    } else {
+        Dialect::Bare
+    };
+    let desc = Descriptor {
+        alias: "a file".into(),
+        members: ids,
+        user: "u".into(),
+        dialect,
+    };
     dm.regions.get_mut(&leader).unwrap().aux_data = desc.format();
     dm.seed(Extent { start: 0, len: 8 }, "other", "DMS_GROUP=x:0-99#");
-    let foreign: BTreeMap<RegionId, Region> =
-        dm.regions.iter().filter(|(_, r)| r.program_id != "dmstats").map(|(&k, v)| (k, v.clone())).collect();
+    let foreign: BTreeMap<RegionId, Region> = dm
+        .regions
+        .iter()
+        .filter(|(_, r)| r.program_id != "dmstats")
+        .map(|(&k, v)| (k, v.clone()))
+        .collect();
 
     let mut engine = Engine::new(dm, leader);
     engine.load().unwrap().unwrap();
     if let [kind, nth, errno, ..] = *rest {
-        let kind = [Kind::Any, Kind::List, Kind::Create, Kind::Delete, Kind::SetAux][usize::from(kind % 5)];
-        engine.dev.fail(kind, usize::from(nth % 16) + 1, FAULT_ERRNOS[usize::from(errno) % 5]);
+        let kind = [
+            Kind::Any,
+            Kind::List,
+            Kind::Create,
+            Kind::Delete,
+            Kind::SetAux,
+        ][usize::from(kind % 5)];
+        engine.dev.fail(
+            kind,
+            usize::from(nth % 16) + 1,
+            FAULT_ERRNOS[usize::from(errno) % 5],
+        );
     }
     let out = engine.sync(extents, &|| false);
-    assert!(!matches!(out, Err(EngineError::Unrepaired { .. })), "one fault was not repaired: {out:?}");
+    assert!(
+        !matches!(out, Err(EngineError::Unrepaired { .. })),
+        "one fault was not repaired: {out:?}"
+    );
     let gone = extents.is_empty() && out.is_ok();
     if !gone {
         check_device(&engine.dev, engine.group_id(), &foreign);
@@ -136,13 +187,22 @@ fn run_engine(members: &[Member], extents: &[Extent], rest: &[u8]) {
         Ok(_) if extents.is_empty() => {}
         Ok(_) => {
             check_device(&engine.dev, engine.group_id(), &foreign);
-            let have: Vec<Extent> =
-                group(&engine.dev, engine.group_id()).iter().map(|id| engine.dev.regions[id].extent()).collect();
+            let have: Vec<Extent> = group(&engine.dev, engine.group_id())
+                .iter()
+                .map(|id| engine.dev.regions[id].extent())
+                .collect();
             assert_eq!(sorted(&have), sorted(extents), "not converged");
         }
     }
     if extents.is_empty() {
-        assert!(engine.dev.regions.values().all(|r| r.program_id != "dmstats"), "regions left after removal");
+        assert!(
+            engine
+                .dev
+                .regions
+                .values()
+                .all(|r| r.program_id != "dmstats"),
+            "regions left after removal"
+        );
     }
 }
 
