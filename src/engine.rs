@@ -3,7 +3,7 @@
 //! tests run the engine against [`crate::fake::FakeDm`].
 //!
 //! Two invariants hold whenever [`Engine::sync`] or [`Engine::remove`]
-//! returns, whatever message failed:
+//! returns, whichever single message failed:
 //! 1. the descriptor names only regions that exist;
 //! 2. every region of ours that exists is named by the descriptor, which
 //!    sits on the lowest of them, and no other of them holds a descriptor.
@@ -11,7 +11,17 @@
 //! An update creates first, then writes the new descriptor with one
 //! `@stats_set_aux`, then deletes. A failed create is undone; any other
 //! failure, or a stop request, ends with a repair: one descriptor naming
-//! every region of ours that still exists (see [`Engine::sync`]).
+//! every region of ours that still exists (see [`Engine::sync`]). When the
+//! repair fails too, [`EngineError::Unrepaired`] says so and the next
+//! update picks up what it can see.
+//!
+//! dm-stats has no compare-and-swap, so a second updater of the same group
+//! (another daemon, `dmstats update_filemap`) can only be narrowed, not
+//! excluded: before writing its descriptor the engine lists again and backs
+//! out ([`EngineError::Raced`]) if the group changed while it was creating,
+//! and a group whose members another new descriptor claims is treated as
+//! gone. A rival that runs its whole update between that last list and our
+//! descriptor write still leaves its new regions outside both groups.
 
 use std::collections::BTreeMap;
 
@@ -138,6 +148,10 @@ pub struct Engine<D: Device> {
     /// engine first looked (see [`claims`]): junk that was there before us,
     /// not a rival.
     old_claims: Vec<(RegionId, String)>,
+    /// For the log; see [`Engine::take_warnings`].
+    warnings: Vec<String>,
+    /// The unreadable lines of the last list, so each is warned about once.
+    skipped: Vec<SkippedLine>,
 }
 
 /// What the engine knows of the group's regions while it changes them: the
@@ -158,6 +172,8 @@ impl<D: Device> Engine<D> {
             filtered: false,
             messages: 0,
             old_claims: Vec::new(),
+            warnings: Vec::new(),
+            skipped: Vec::new(),
         }
     }
 
@@ -169,6 +185,13 @@ impl<D: Device> Engine<D> {
     /// Messages sent since the engine was made.
     pub fn messages(&self) -> usize {
         self.messages
+    }
+
+    /// What the engine noticed and worked around since the last call:
+    /// members someone else deleted, unreadable list lines (once each),
+    /// stale descriptors stripped. One line each, for the log.
+    pub fn take_warnings(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.warnings)
     }
 
     fn send(&mut self, msg: String) -> Result<String, EngineError> {
@@ -184,13 +207,16 @@ impl<D: Device> Engine<D> {
     /// list that program's regions only.
     pub fn load(&mut self) -> Result<Option<Group>, EngineError> {
         let first = self.program_id.is_none();
-        let filter = if self.filtered {
-            self.program_id.clone()
-        } else {
-            None
-        };
-        let reply = self.send(stats::msg_list(filter.as_deref())?)?;
-        let (regions, skipped) = stats::parse_list(&reply);
+        let (regions, skipped) = self.list()?;
+        if skipped != self.skipped {
+            for line in skipped.iter().filter(|l| !self.skipped.contains(l)) {
+                self.warnings.push(format!(
+                    "@stats_list line {} skipped: {}",
+                    line.line_no, line.reason
+                ));
+            }
+            self.skipped.clone_from(&skipped);
+        }
         let by_id = by_id(regions);
         match read_group(self.group_id, &by_id, skipped) {
             Ok(group) => {
@@ -252,6 +278,19 @@ impl<D: Device> Engine<D> {
         let stale = group.members[1..].iter().any(names_itself);
         if plan.is_noop() && group.missing.is_empty() && !stale {
             return Ok(Outcome::Unchanged);
+        }
+        if !group.missing.is_empty() {
+            self.warnings.push(format!(
+                "group {}: member regions {} deleted by someone else",
+                group.id(),
+                stats::format_members(&group.missing)
+            ));
+        }
+        if stale {
+            self.warnings.push(format!(
+                "group {}: a member still holds an old descriptor; stripping it",
+                group.id()
+            ));
         }
 
         let mut ours = Ours {
@@ -412,13 +451,7 @@ impl<D: Device> Engine<D> {
     /// member we keep is still there, and no new descriptor claims one of
     /// them (a rival that moved the group's leader).
     fn still_as_loaded(&mut self, group: &Group) -> Result<bool, EngineError> {
-        let filter = if self.filtered {
-            self.program_id.clone()
-        } else {
-            None
-        };
-        let reply = self.send(stats::msg_list(filter.as_deref())?)?;
-        let now = by_id(stats::parse_list(&reply).0);
+        let now = by_id(self.list()?.0);
         let unchanged = now
             .get(&group.leader.id)
             .is_some_and(|l| l.aux_data == group.leader.aux_data)
@@ -429,6 +462,18 @@ impl<D: Device> Engine<D> {
         Ok(unchanged && !self.rival_claims(&now, group))
     }
 
+    /// One `@stats_list`, of the group's program once it is known to hold
+    /// every member.
+    fn list(&mut self) -> Result<(Vec<Region>, Vec<SkippedLine>), EngineError> {
+        let filter = if self.filtered {
+            self.program_id.clone()
+        } else {
+            None
+        };
+        let reply = self.send(stats::msg_list(filter.as_deref())?)?;
+        Ok(stats::parse_list(&reply))
+    }
+
     fn rival_claims(&self, by_id: &BTreeMap<RegionId, Region>, group: &Group) -> bool {
         claims(by_id, group)
             .iter()
@@ -436,13 +481,7 @@ impl<D: Device> Engine<D> {
     }
 
     fn exists(&mut self, id: RegionId) -> Result<bool, EngineError> {
-        let filter = if self.filtered {
-            self.program_id.clone()
-        } else {
-            None
-        };
-        let reply = self.send(stats::msg_list(filter.as_deref())?)?;
-        Ok(stats::parse_list(&reply).0.iter().any(|r| r.id == id))
+        Ok(self.list()?.0.iter().any(|r| r.id == id))
     }
 
     fn set_aux(&mut self, ours: &mut Ours, id: RegionId, aux: String) -> Result<(), EngineError> {

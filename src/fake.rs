@@ -198,21 +198,25 @@ impl FakeDm {
         out
     }
 
+    /// Count a message of `kind` and say whether the plan fails it.
     fn next_fault(&mut self, kind: Kind) -> Option<Errno> {
         let c = &mut self.calls;
         c.any += 1;
-        let n = match kind {
-            Kind::List => &mut c.list,
-            Kind::Create => &mut c.create,
-            Kind::Delete => &mut c.delete,
-            Kind::SetAux => &mut c.set_aux,
-            Kind::Any => unreachable!("messages have a concrete kind"),
+        let slot = match kind {
+            Kind::List => Some(&mut c.list),
+            Kind::Create => Some(&mut c.create),
+            Kind::Delete => Some(&mut c.delete),
+            Kind::SetAux => Some(&mut c.set_aux),
+            Kind::Any => None,
         };
-        *n += 1;
-        let (n, any) = (*n, c.any);
+        let n = slot.map(|n| {
+            *n += 1;
+            *n
+        });
+        let any = self.calls.any;
         self.faults
             .iter()
-            .find(|f| (f.kind == kind && f.nth == n) || (f.kind == Kind::Any && f.nth == any))
+            .find(|f| (f.kind == kind && Some(f.nth) == n) || (f.kind == Kind::Any && f.nth == any))
             .map(|f| f.errno)
     }
 

@@ -168,9 +168,12 @@ fn missing_member_is_dropped_and_remapped() {
     engine.dev.regions.remove(&1); // another program deleted it
     let g = engine.load().unwrap().unwrap();
     assert_eq!(g.missing, vec![1]);
+    engine.take_warnings();
     let s = updated(sync(&mut engine, &e));
     assert_eq!((s.kept, s.created), (2, 1));
     assert_eq!(engine.dev.regions[&0].aux_data, "DMS_GROUP=file:0-2#-");
+    let w = engine.take_warnings();
+    assert_eq!(w, vec!["group 0: member regions 1 deleted by someone else"]);
 }
 
 #[test]
@@ -421,4 +424,52 @@ fn mixed_program_group_is_listed_whole() {
     assert_eq!(sync(&mut engine, &e), Outcome::Unchanged);
     assert_eq!(sync(&mut engine, &e), Outcome::Unchanged);
     assert_eq!(engine.dev.log, vec!["@stats_list", "@stats_list"]);
+}
+
+#[test]
+fn stop_during_thousands_of_creates_is_prompt() {
+    let mut engine = setup(&extents_at(&[(0, 8)]));
+    let many: Vec<Extent> = (0..3000).map(|i| ext((1 << 24) + i * 64, 8)).collect();
+    let polls = Cell::new(0);
+    let stop = || {
+        polls.set(polls.get() + 1);
+        polls.get() > 100
+    };
+    let Outcome::Interrupted(s) = engine.sync(&many, &stop).unwrap() else {
+        panic!("not interrupted")
+    };
+    assert_eq!(s.created, 100);
+    assert_eq!(
+        s.messages,
+        1 + 100 + 1,
+        "list, the creates, one descriptor write"
+    );
+    // Consistent: the group names all 101 regions, nothing is outside.
+    assert_eq!(group(&engine.dev, engine.group_id()).1.len(), 101);
+    no_orphans(&engine.dev, P, &[engine.group_id()]);
+    sync(&mut engine, &many);
+}
+
+#[test]
+fn unreadable_lines_are_warned_about_once() {
+    let mut dm = FakeDm::new();
+    dm.insert(Region {
+        id: 0,
+        start: 0,
+        len: 8,
+        step: 8,
+        program_id: "junk".into(),
+        aux_data: "a\nb: not a region".into(),
+        precise: false,
+        histogram: vec![],
+    });
+    let e = extents_at(&[(1, 8)]);
+    let g = dm.filemap_group(&e, "f", Dialect::Bare);
+    let mut engine = Engine::new(dm, g);
+    engine.load().unwrap().unwrap();
+    engine.sync(&e, &never).unwrap();
+    engine.sync(&e, &never).unwrap();
+    let w = engine.take_warnings();
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert!(w[0].starts_with("@stats_list line 2 skipped"), "{w:?}");
 }

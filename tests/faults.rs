@@ -349,3 +349,39 @@ fn a_rival_update_between_any_two_messages() {
     let windows: Vec<usize> = left_over.iter().filter(|o| o.2 > 0).map(|o| o.0).collect();
     assert_eq!(windows, vec![5], "{left_over:?}");
 }
+
+#[test]
+fn removal_fails_at_every_message() {
+    let first = extents_at(&[(1, 8), (2, 8), (3, 8), (4, 8)]);
+    let (dm, g, foreign) = world(&first);
+    let mut base = Engine::new(dm, g);
+    base.load().unwrap();
+    let mut probe = Engine::new(base.dev.clone(), g);
+    probe.remove().unwrap();
+    let n = probe.dev.calls(Kind::Any);
+    for k in 1..=n {
+        for errno in FAULT_ERRNOS {
+            let mut engine = Engine::new(base.dev.clone(), g);
+            engine.load().unwrap();
+            engine.dev.reset_faults();
+            engine.dev.fail(Kind::Any, k, errno);
+            let what = format!("removal, message {k} failing with {errno:?}");
+            match engine.remove() {
+                Ok(_) => {}
+                Err(EngineError::Unrepaired { .. }) => panic!("{what}: not repaired"),
+                Err(_) => {
+                    check(&engine.dev, engine.group_id(), &foreign, &what);
+                    engine.dev.reset_faults();
+                    engine
+                        .remove()
+                        .unwrap_or_else(|e| panic!("{what}: retry: {e}"));
+                }
+            }
+            assert!(
+                engine.dev.regions.values().all(|r| r.program_id != P),
+                "{what}: left over"
+            );
+            untouched(&engine.dev, &foreign);
+        }
+    }
+}
