@@ -197,6 +197,47 @@ mod tests {
     }
 
     #[test]
+    fn scan_loop_random_batches() {
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move |n: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % n
+        };
+        for round in 0..300 {
+            let mut records: Vec<RawExtent> = Vec::new();
+            let mut logical = 0;
+            for _ in 0..round % 40 {
+                let length = match next(3) {
+                    0 => next(5000),
+                    _ => (1 + next(16)) * 4096,
+                };
+                let physical = match records.last() {
+                    Some(p) if next(2) == 0 => p.physical + p.length,
+                    _ => next(1 << 20) * 512,
+                };
+                records.push(rec(
+                    logical,
+                    physical,
+                    length,
+                    [0, 0, 0, 2, 4][next(5) as usize],
+                ));
+                logical += length + next(2) * 4096;
+            }
+            if let Some(last) = records.last_mut() {
+                last.flags |= FIEMAP_EXTENT_LAST;
+            }
+            let cap = 1 + next(8) as usize;
+            assert_eq!(
+                scan_with(serve(&records, cap)).unwrap(),
+                merge(&records),
+                "{records:?} cap {cap}"
+            );
+        }
+    }
+
+    #[test]
     fn scan_loop_ends() {
         // No records at all.
         assert_eq!(scan_with(serve(&[], 4)).unwrap(), vec![]);
