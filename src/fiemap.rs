@@ -293,8 +293,17 @@ mod tests {
         }
     }
 
-    fn sectors(extents: &[Extent]) -> u64 {
-        extents.iter().map(|e| e.len).sum()
+    /// The extents hold the data's sectors: exactly on ext4; xfs may add
+    /// speculative preallocation past the end of file, which FIEMAP reports
+    /// (as unwritten) and libdm maps too.
+    fn assert_sectors(f: &std::fs::File, extents: &[Extent], data: u64) {
+        let total: u64 = extents.iter().map(|e| e.len).sum();
+        const EXT4_SUPER_MAGIC: i64 = 0xef53;
+        if rustix::fs::fstatfs(f).unwrap().f_type as i64 == EXT4_SUPER_MAGIC {
+            assert_eq!(total, data, "{extents:?}");
+        } else {
+            assert!(total >= data, "{total} < {data}: {extents:?}");
+        }
     }
 
     /// FIEMAP on a real file of this machine's temporary directory, skipped
@@ -320,13 +329,13 @@ mod tests {
         // Unsynced data: FIEMAP_FLAG_SYNC must still give it addresses.
         s.1.write_all(&vec![7u8; 1 << 20]).unwrap();
         let one = scan(&s.1).unwrap();
-        assert_eq!(sectors(&one), 2048, "{one:?}");
+        assert_sectors(&s.1, &one, 2048);
 
         // A hole, then more data: both runs counted, nothing for the hole.
         s.1.seek(SeekFrom::Start(64 << 20)).unwrap();
         s.1.write_all(&vec![9u8; 4096]).unwrap();
         let two = scan(&s.1).unwrap();
-        assert_eq!(sectors(&two), 2048 + 8, "{two:?}");
+        assert_sectors(&s.1, &two, 2048 + 8);
 
         // A short tail still counts as a whole sector (of the block).
         let t = Scratch::new("tail");
@@ -350,7 +359,7 @@ mod tests {
             rustix::io::pwrite(&s.1, &block, i * 8192).unwrap();
         }
         let full = scan(&s.1).unwrap();
-        assert_eq!(sectors(&full), 2500 * 8);
+        assert_sectors(&s.1, &full, 2500 * 8);
         let small = scan_batched::<7>(rustix::fd::AsFd::as_fd(&s.1)).unwrap();
         assert_eq!(small, full);
         eprintln!("2500 blocks with holes: {} extents", full.len());
