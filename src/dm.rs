@@ -85,13 +85,13 @@ pub const BUFFER_MAX: usize = 64 << 20;
 
 /// A device-mapper command on a byte buffer whose length the ioctl number
 /// does not tell (the kernel reads `data_size` from the header instead).
-pub(crate) struct Command<'a> {
+struct Command<'a> {
     opcode: Opcode,
     buf: &'a mut [u8],
 }
 
-// SAFETY: `as_ptr` hands out the buffer of a live `&mut`, and the kernel
-// writes at most the `data_size` bytes that callers set to the buffer length.
+// SAFETY: `as_ptr` hands out the buffer of a live `&mut`; callers check
+// that the header's `data_size`, all the kernel touches, fits in it.
 unsafe impl Ioctl for Command<'_> {
     type Output = ();
     const IS_MUTATING: bool = true;
@@ -104,6 +104,7 @@ unsafe impl Ioctl for Command<'_> {
         self.buf.as_mut_ptr().cast()
     }
 
+    // SAFETY: nothing is read through the pointer; the reply stays in `buf`.
     unsafe fn output_from_ptr(_: IoctlOutput, _: *mut c_void) -> rustix::io::Result<()> {
         Ok(())
     }
