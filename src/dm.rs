@@ -76,6 +76,8 @@ const HEAD: usize = size_of::<DmIoctl>();
 /// Where command data starts: right after the header, 8-aligned as the
 /// kernel places its replies.
 const DATA_START: usize = HEAD.next_multiple_of(8);
+/// Where a message's text starts, after its `dm_target_msg`.
+const MSG_AT: usize = DATA_START + size_of::<DmTargetMsg>();
 /// libdm's first buffer size; most replies fit.
 pub const BUFFER_MIN: usize = 16 << 10;
 /// Past this a reply is refused rather than grown without bound.
@@ -83,13 +85,13 @@ pub const BUFFER_MAX: usize = 64 << 20;
 
 /// A device-mapper command on a byte buffer whose length the ioctl number
 /// does not tell (the kernel reads `data_size` from the header instead).
-pub(crate) struct Command<'a> {
+struct Command<'a> {
     opcode: Opcode,
     buf: &'a mut [u8],
 }
 
-// SAFETY: `as_ptr` hands out the buffer of a live `&mut`, and the kernel
-// writes at most the `data_size` bytes that callers set to the buffer length.
+// SAFETY: `as_ptr` hands out the buffer of a live `&mut`; callers check
+// that the header's `data_size`, all the kernel touches, fits in it.
 unsafe impl Ioctl for Command<'_> {
     type Output = ();
     const IS_MUTATING: bool = true;
@@ -102,6 +104,7 @@ unsafe impl Ioctl for Command<'_> {
         self.buf.as_mut_ptr().cast()
     }
 
+    // SAFETY: nothing is read through the pointer; the reply stays in `buf`.
     unsafe fn output_from_ptr(_: IoctlOutput, _: *mut c_void) -> rustix::io::Result<()> {
         Ok(())
     }
@@ -139,6 +142,9 @@ struct Buffer {
     hints: Vec<(String, usize)>,
 }
 
+/// One ioctl on a buffer: the kernel, or a stand-in in the tests.
+type Call<'a> = dyn FnMut(Opcode, &mut [u8]) -> Result<(), Errno> + 'a;
+
 impl Control {
     /// Open `/dev/mapper/control` and check the interface is version 4.
     pub fn open() -> Result<Control, DmError> {
@@ -162,16 +168,42 @@ impl Control {
     /// The kernel's device-mapper interface version.
     pub fn version(&self) -> Result<[u32; 3], DmError> {
         let mut buf = self.buf.borrow_mut();
-        let head = self.run(&mut buf.bytes, DM_VERSION, V4_0, 0, 0, None)?;
+        let head = buf.run(&mut self.ioctl(), DM_VERSION, None, BUFFER_MIN, None)?;
         Ok(head.version)
     }
 
     /// DM_DEV_STATUS on the device with this `st_dev`.
     pub fn dev_status(&self, dev: u64) -> Result<DevInfo, DmError> {
-        let (major, minor) = (rustix::fs::major(dev), rustix::fs::minor(dev));
-        let flags = DM_EXISTS_FLAG | DM_PERSISTENT_DEV_FLAG;
         let mut buf = self.buf.borrow_mut();
-        let head = match self.run(&mut buf.bytes, DM_DEV_STATUS, V4_0, flags, dev, None) {
+        buf.dev_status(&mut self.ioctl(), dev)
+    }
+
+    /// DM_TARGET_MSG (sector 0) to the device with this `st_dev`; the reply
+    /// text, empty when the kernel sends none.
+    pub fn message(&self, dev: u64, msg: &str) -> Result<String, DeviceError> {
+        let mut buf = self.buf.borrow_mut();
+        buf.message(&mut self.ioctl(), dev, msg)
+    }
+
+    fn ioctl(&self) -> impl FnMut(Opcode, &mut [u8]) -> Result<(), Errno> + '_ {
+        |opcode, buf| {
+            // The kernel trusts `data_size`: never let it exceed the buffer.
+            if buf.len() < HEAD || get_head(buf).data_size as usize > buf.len() {
+                return Err(Errno::INVAL);
+            }
+            // SAFETY: the opcode is a dm command, which takes a `struct
+            // dm_ioctl` header and reads and writes at most `data_size`
+            // bytes, checked above to lie inside the borrowed buffer.
+            unsafe { rustix::ioctl::ioctl(&self.fd, Command { opcode, buf }) }
+        }
+    }
+}
+
+impl Buffer {
+    fn dev_status(&mut self, call: &mut Call, dev: u64) -> Result<DevInfo, DmError> {
+        let (major, minor) = (rustix::fs::major(dev), rustix::fs::minor(dev));
+        let head = match self.run(call, DM_DEV_STATUS, Some(dev), BUFFER_MIN, None) {
+            // The kernel's answer for a dev_t that names no dm device.
             Err(DeviceError::Os(Errno::NXIO | Errno::NODEV)) => {
                 return Err(DmError::NoDevice(major, minor))
             }
@@ -185,75 +217,72 @@ impl Control {
         })
     }
 
-    /// DM_TARGET_MSG (sector 0) to the device with this `st_dev`; the reply
-    /// text, empty when the kernel sends none.
-    pub fn message(&self, dev: u64, msg: &str) -> Result<String, DeviceError> {
+    fn message(&mut self, call: &mut Call, dev: u64, msg: &str) -> Result<String, DeviceError> {
         if msg.contains('\0') {
             return Err(DeviceError::Os(Errno::INVAL));
         }
-        let flags = DM_EXISTS_FLAG | DM_PERSISTENT_DEV_FLAG;
         let verb = msg.split(' ').next().unwrap_or_default();
-        let mut buf = self.buf.borrow_mut();
-        let Buffer { bytes, hints } = &mut *buf;
-        let hint = hints.iter().find(|(v, _)| v == verb).map_or(0, |h| h.1);
-        let mut size = fit(hint.max(DATA_START + size_of::<DmTargetMsg>() + msg.len() + 1));
+        let hint = self
+            .hints
+            .iter()
+            .find(|(v, _)| v == verb)
+            .map_or(0, |h| h.1);
+        let mut size = fit(hint.max(MSG_AT + msg.len() + 1));
         loop {
             if size > BUFFER_MAX {
                 return Err(DeviceError::ReplyTooLarge(BUFFER_MAX));
             }
-            let head = self.run(bytes, DM_TARGET_MSG, V4_2, flags, dev, Some((size, msg)))?;
+            let head = self.run(call, DM_TARGET_MSG, Some(dev), size, Some(msg))?;
             if head.flags & DM_BUFFER_FULL_FLAG != 0 {
                 size *= 2;
                 continue;
             }
-            let reply = reply(bytes, &head)?;
+            let reply = reply(&self.bytes, &head)?;
             // Headroom so a list that grows by a few regions still fits.
             let used = DATA_START + reply.len() + 1;
             let used = fit(used + used / 4);
-            if let Some(h) = hints.iter_mut().find(|(v, _)| v == verb) {
+            if let Some(h) = self.hints.iter_mut().find(|(v, _)| v == verb) {
                 h.1 = used;
-            } else if used > BUFFER_MIN && hints.len() < 8 {
-                hints.push((verb.to_owned(), used));
+            } else if used > BUFFER_MIN && self.hints.len() < 8 {
+                self.hints.push((verb.to_owned(), used));
             }
             return Ok(reply);
         }
     }
 
-    /// One ioctl: a fresh header (and, for a message, the `dm_target_msg`
-    /// and its text at `data_start`) in a buffer of `size` bytes.
+    /// One ioctl with a fresh header in a buffer of `size` bytes, set as
+    /// libdm sets it: its interface version for the command, the device
+    /// named by `dev` alone, and for a message the `dm_target_msg` (sector
+    /// 0: dm-stats takes its messages at the start of the device) and the
+    /// text at `data_start`.
     fn run(
-        &self,
-        bytes: &mut Vec<u8>,
+        &mut self,
+        call: &mut Call,
         opcode: Opcode,
-        version: [u32; 3],
-        flags: u32,
-        dev: u64,
-        msg: Option<(usize, &str)>,
+        dev: Option<u64>,
+        size: usize,
+        msg: Option<&str>,
     ) -> Result<DmIoctl, DeviceError> {
-        let size = msg.map_or(BUFFER_MIN, |m| m.0);
         let data_size = u32::try_from(size).map_err(|_| Errno::TOOBIG)?;
-        bytes.clear();
-        bytes.resize(size, 0);
-        let head = DmIoctl {
-            version,
+        let mut head = DmIoctl {
+            version: if opcode == DM_TARGET_MSG { V4_2 } else { V4_0 },
             data_size,
             data_start: DATA_START as u32,
-            flags,
-            dev: encode_dev(rustix::fs::major(dev), rustix::fs::minor(dev)),
+            flags: DM_EXISTS_FLAG,
             ..DmIoctl::zeroed()
         };
-        put_head(bytes, &head);
-        if let Some((_, text)) = msg {
-            // The sector stays 0: dm-stats messages go to the target at sector 0.
-            let at = DATA_START + size_of::<DmTargetMsg>();
-            bytes[at..at + text.len()].copy_from_slice(text.as_bytes());
+        if let Some(dev) = dev {
+            head.flags |= DM_PERSISTENT_DEV_FLAG;
+            head.dev = encode_dev(rustix::fs::major(dev), rustix::fs::minor(dev));
         }
-        let cmd = Command { opcode, buf: bytes };
-        // SAFETY: the opcode is a dm command taking a `struct dm_ioctl`
-        // buffer; `bytes` holds a valid header whose `data_size` equals the
-        // buffer length, so the kernel stays inside it.
-        unsafe { rustix::ioctl::ioctl(&self.fd, cmd) }?;
-        Ok(get_head(bytes))
+        self.bytes.clear();
+        self.bytes.resize(size, 0);
+        put_head(&mut self.bytes, &head);
+        if let Some(text) = msg {
+            self.bytes[MSG_AT..MSG_AT + text.len()].copy_from_slice(text.as_bytes());
+        }
+        call(opcode, &mut self.bytes)?;
+        Ok(get_head(&self.bytes))
     }
 }
 
@@ -486,6 +515,194 @@ mod tests {
         for (text, want) in cases {
             assert_eq!(parse_dm_major(text), *want, "{text:?}");
         }
+    }
+
+    /// A stand-in for the kernel's DM_TARGET_MSG: checks the request as the
+    /// kernel would, answers with `respond(message)` (None: no reply text),
+    /// and records the buffer size of each call.
+    struct FakeKernel<F> {
+        respond: F,
+        sizes: Vec<usize>,
+        messages: Vec<String>,
+    }
+
+    impl<F: FnMut(&str) -> Result<Option<String>, Errno>> FakeKernel<F> {
+        fn new(respond: F) -> Self {
+            FakeKernel {
+                respond,
+                sizes: vec![],
+                messages: vec![],
+            }
+        }
+
+        fn call(&mut self, opcode: Opcode, buf: &mut [u8]) -> Result<(), Errno> {
+            let mut head = get_head(buf);
+            assert_eq!(opcode, DM_TARGET_MSG);
+            assert_eq!(head.version, V4_2);
+            assert_eq!(head.flags, DM_EXISTS_FLAG | DM_PERSISTENT_DEV_FLAG);
+            assert_eq!(head.dev, encode_dev(253, 300));
+            assert_eq!(head.data_size as usize, buf.len());
+            assert_eq!((head.name[0], head.uuid[0]), (0, 0));
+            self.sizes.push(buf.len());
+            let start = head.data_start as usize;
+            assert_eq!(&buf[start..start + 8], &[0; 8], "sector 0");
+            let text = &buf[start + 8..];
+            let msg =
+                std::str::from_utf8(&text[..text.iter().position(|&b| b == 0).unwrap()]).unwrap();
+            self.messages.push(msg.to_owned());
+            if let Some(reply) = (self.respond)(msg)? {
+                head.flags |= DM_DATA_OUT_FLAG;
+                if reply.len() + 1 >= buf.len() - DATA_START {
+                    head.flags |= DM_BUFFER_FULL_FLAG;
+                } else {
+                    buf[DATA_START..DATA_START + reply.len()].copy_from_slice(reply.as_bytes());
+                    buf[DATA_START + reply.len()] = 0;
+                    head.data_size = (DATA_START + reply.len() + 1) as u32;
+                }
+            }
+            head.data_start = DATA_START as u32;
+            put_head(buf, &head);
+            Ok(())
+        }
+    }
+
+    fn send<F: FnMut(&str) -> Result<Option<String>, Errno>>(
+        buf: &mut Buffer,
+        kernel: &mut FakeKernel<F>,
+        msg: &str,
+    ) -> Result<String, DeviceError> {
+        buf.message(
+            &mut |op, b| kernel.call(op, b),
+            rustix::fs::makedev(253, 300),
+            msg,
+        )
+    }
+
+    #[test]
+    fn message_buffer_grows_and_shrinks() {
+        let mut kernel = FakeKernel::new(|msg: &str| {
+            Ok(Some(match msg {
+                "@stats_list dmstats" => "x".repeat(100_000),
+                _ => "7".to_owned(),
+            }))
+        });
+        let mut buf = Buffer::default();
+        assert_eq!(
+            send(&mut buf, &mut kernel, "@stats_create 0+8 /1 dmstats -").unwrap(),
+            "7"
+        );
+        assert_eq!(kernel.sizes, [16 << 10]);
+        kernel.sizes.clear();
+
+        // Doubled until the reply fits, as libdm does.
+        assert_eq!(
+            send(&mut buf, &mut kernel, "@stats_list dmstats")
+                .unwrap()
+                .len(),
+            100_000
+        );
+        assert_eq!(kernel.sizes, [16 << 10, 32 << 10, 64 << 10, 128 << 10]);
+        kernel.sizes.clear();
+        // The next list starts at the size that fit; other messages stay small.
+        send(&mut buf, &mut kernel, "@stats_list dmstats").unwrap();
+        send(&mut buf, &mut kernel, "@stats_delete 3").unwrap();
+        assert_eq!(kernel.sizes, [128 << 10, 16 << 10]);
+        kernel.sizes.clear();
+
+        // A list that shrinks lets the buffer shrink after one call.
+        let mut kernel = FakeKernel::new(|msg: &str| {
+            Ok(Some(if msg.starts_with("@stats_list") {
+                "y".repeat(1000)
+            } else {
+                String::new()
+            }))
+        });
+        send(&mut buf, &mut kernel, "@stats_list dmstats").unwrap();
+        send(&mut buf, &mut kernel, "@stats_list dmstats").unwrap();
+        assert_eq!(kernel.sizes, [128 << 10, 16 << 10]);
+    }
+
+    #[test]
+    fn message_replies_and_errors() {
+        let mut buf = Buffer::default();
+        let mut kernel = FakeKernel::new(|msg: &str| match msg {
+            "@stats_delete 9" => Err(Errno::NOENT),
+            "@stats_set_aux 0 x" => Ok(None),
+            _ => Ok(Some(String::new())),
+        });
+        assert_eq!(
+            send(&mut buf, &mut kernel, "@stats_set_aux 0 x").unwrap(),
+            ""
+        );
+        assert_eq!(send(&mut buf, &mut kernel, "@stats_delete 1").unwrap(), "");
+        assert_eq!(
+            send(&mut buf, &mut kernel, "@stats_delete 9"),
+            Err(DeviceError::Os(Errno::NOENT))
+        );
+        // A NUL would cut the message short in the kernel: refused unsent.
+        assert_eq!(
+            send(&mut buf, &mut kernel, "@stats_delete 1\0 2"),
+            Err(DeviceError::Os(Errno::INVAL))
+        );
+        assert_eq!(kernel.messages.len(), 3);
+
+        // A message longer than the first buffer is sent whole.
+        let aux = format!("@stats_set_aux 0 DMS_GROUP=big:{}#-", "1,".repeat(20_000));
+        send(&mut buf, &mut kernel, &aux).unwrap();
+        assert_eq!(kernel.messages.last().unwrap(), &aux);
+        assert_eq!(kernel.sizes.last(), Some(&(64 << 10)));
+
+        // A reply that never fits ends at the cap.
+        let mut full = FakeKernel::new(|_: &str| Ok(Some("z".repeat(BUFFER_MAX))));
+        assert_eq!(
+            send(&mut buf, &mut full, "@stats_list"),
+            Err(DeviceError::ReplyTooLarge(BUFFER_MAX))
+        );
+        assert_eq!(full.sizes.len(), 13);
+        assert_eq!(full.sizes.last(), Some(&BUFFER_MAX));
+    }
+
+    #[test]
+    fn dev_status_replies() {
+        let mut buf = Buffer::default();
+        let mut found = |opcode: Opcode, b: &mut [u8]| {
+            let mut head = get_head(b);
+            assert_eq!(opcode, DM_DEV_STATUS);
+            assert_eq!(head.version, V4_0);
+            assert_eq!(head.flags, DM_EXISTS_FLAG | DM_PERSISTENT_DEV_FLAG);
+            assert_eq!(head.dev, 0xfd02);
+            head.name[..6].copy_from_slice(b"vg-lv\0");
+            head.uuid[..7].copy_from_slice(b"LVM-abc");
+            head.open_count = 1;
+            head.target_count = 1;
+            put_head(b, &head);
+            Ok(())
+        };
+        let info = buf
+            .dev_status(&mut found, rustix::fs::makedev(253, 2))
+            .unwrap();
+        assert_eq!(
+            info,
+            DevInfo {
+                name: "vg-lv".into(),
+                uuid: "LVM-abc".into(),
+                open_count: 1,
+                target_count: 1
+            }
+        );
+        let mut absent = |_: Opcode, _: &mut [u8]| Err(Errno::NXIO);
+        let err = buf
+            .dev_status(&mut absent, rustix::fs::makedev(8, 1))
+            .unwrap_err();
+        assert!(matches!(err, DmError::NoDevice(8, 1)), "{err}");
+        let mut denied = |_: Opcode, _: &mut [u8]| Err(Errno::ACCESS);
+        let err = buf
+            .dev_status(&mut denied, rustix::fs::makedev(253, 2))
+            .unwrap_err();
+        assert!(
+            matches!(err, DmError::Device(DeviceError::Os(Errno::ACCESS))),
+            "{err}"
+        );
     }
 
     /// Runs only where a dm control node exists (the VM); elsewhere it says why.

@@ -197,6 +197,47 @@ mod tests {
     }
 
     #[test]
+    fn scan_loop_random_batches() {
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move |n: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % n
+        };
+        for round in 0..300 {
+            let mut records: Vec<RawExtent> = Vec::new();
+            let mut logical = 0;
+            for _ in 0..round % 40 {
+                let length = match next(3) {
+                    0 => next(5000),
+                    _ => (1 + next(16)) * 4096,
+                };
+                let physical = match records.last() {
+                    Some(p) if next(2) == 0 => p.physical + p.length,
+                    _ => next(1 << 20) * 512,
+                };
+                records.push(rec(
+                    logical,
+                    physical,
+                    length,
+                    [0, 0, 0, 2, 4][next(5) as usize],
+                ));
+                logical += length + next(2) * 4096;
+            }
+            if let Some(last) = records.last_mut() {
+                last.flags |= FIEMAP_EXTENT_LAST;
+            }
+            let cap = 1 + next(8) as usize;
+            assert_eq!(
+                scan_with(serve(&records, cap)).unwrap(),
+                merge(&records),
+                "{records:?} cap {cap}"
+            );
+        }
+    }
+
+    #[test]
     fn scan_loop_ends() {
         // No records at all.
         assert_eq!(scan_with(serve(&[], 4)).unwrap(), vec![]);
@@ -252,8 +293,17 @@ mod tests {
         }
     }
 
-    fn sectors(extents: &[Extent]) -> u64 {
-        extents.iter().map(|e| e.len).sum()
+    /// The extents hold the data's sectors: exactly on ext4; xfs may add
+    /// speculative preallocation past the end of file, which FIEMAP reports
+    /// (as unwritten) and libdm maps too.
+    fn assert_sectors(f: &std::fs::File, extents: &[Extent], data: u64) {
+        let total: u64 = extents.iter().map(|e| e.len).sum();
+        const EXT4_SUPER_MAGIC: i64 = 0xef53;
+        if rustix::fs::fstatfs(f).unwrap().f_type as i64 == EXT4_SUPER_MAGIC {
+            assert_eq!(total, data, "{extents:?}");
+        } else {
+            assert!(total >= data, "{total} < {data}: {extents:?}");
+        }
     }
 
     /// FIEMAP on a real file of this machine's temporary directory, skipped
@@ -279,13 +329,13 @@ mod tests {
         // Unsynced data: FIEMAP_FLAG_SYNC must still give it addresses.
         s.1.write_all(&vec![7u8; 1 << 20]).unwrap();
         let one = scan(&s.1).unwrap();
-        assert_eq!(sectors(&one), 2048, "{one:?}");
+        assert_sectors(&s.1, &one, 2048);
 
         // A hole, then more data: both runs counted, nothing for the hole.
         s.1.seek(SeekFrom::Start(64 << 20)).unwrap();
         s.1.write_all(&vec![9u8; 4096]).unwrap();
         let two = scan(&s.1).unwrap();
-        assert_eq!(sectors(&two), 2048 + 8, "{two:?}");
+        assert_sectors(&s.1, &two, 2048 + 8);
 
         // A short tail still counts as a whole sector (of the block).
         let t = Scratch::new("tail");
@@ -309,7 +359,7 @@ mod tests {
             rustix::io::pwrite(&s.1, &block, i * 8192).unwrap();
         }
         let full = scan(&s.1).unwrap();
-        assert_eq!(sectors(&full), 2500 * 8);
+        assert_sectors(&s.1, &full, 2500 * 8);
         let small = scan_batched::<7>(rustix::fd::AsFd::as_fd(&s.1)).unwrap();
         assert_eq!(small, full);
         eprintln!("2500 blocks with holes: {} extents", full.len());
