@@ -99,6 +99,11 @@ pub trait Updater {
     fn sync(&mut self, extents: &[Extent], stop: &dyn Fn() -> bool)
         -> Result<Outcome, EngineError>;
     fn remove(&mut self) -> Result<Summary, EngineError>;
+    /// What the last calls found worth a warning (odd list lines, members
+    /// deleted by others), each once.
+    fn take_warnings(&mut self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 impl<D: Device> Updater for Engine<D> {
@@ -117,6 +122,9 @@ impl<D: Device> Updater for Engine<D> {
     }
     fn remove(&mut self) -> Result<Summary, EngineError> {
         Engine::remove(self)
+    }
+    fn take_warnings(&mut self) -> Vec<String> {
+        Engine::take_warnings(self)
     }
 }
 
@@ -201,6 +209,14 @@ impl<U: Updater, S: Scanner> Daemon<U, S> {
 
     /// One cycle: look, maybe scan and update, check the group, sleep.
     pub fn cycle(&mut self, stop: &dyn Fn() -> bool) -> Result<Option<Exit>, Error> {
+        let exit = self.step(stop);
+        for w in self.group.take_warnings() {
+            warn!("{w}");
+        }
+        exit
+    }
+
+    fn step(&mut self, stop: &dyn Fn() -> bool) -> Result<Option<Exit>, Error> {
         self.counters.cycles += 1;
         if stop() {
             return Ok(Some(Exit::Stopped));
@@ -312,11 +328,7 @@ impl<U: Updater, S: Scanner> Daemon<U, S> {
             Err(e) => return self.failed(e, now),
         };
         if !group.missing.is_empty() {
-            warn!(
-                "Group {}: member regions {:?} were deleted by another program: updating.",
-                self.group.group_id(),
-                group.missing
-            );
+            // The engine's warning names them; the next update drops them.
             self.applied = None;
             self.dirty = true;
         } else if let Some(applied) = &self.applied {
@@ -590,7 +602,11 @@ pub fn prepare(args: &Args) -> Result<Prepared, Error> {
     let control = dm::Control::open()?;
     let mut engine = Engine::new(DmDevice { control, dev }, args.group_id);
     let what = format!("group {}", args.group_id);
-    match engine.load() {
+    let loaded = engine.load();
+    for w in engine.take_warnings() {
+        warn!("{w}");
+    }
+    match loaded {
         Ok(Some(group)) => {
             verbose!(
                 "Found group_id {}: alias \"{}\", {} regions",
