@@ -565,7 +565,8 @@ pub fn prepare(args: &Args) -> Result<Prepared, Error> {
     #[allow(clippy::unnecessary_cast)]
     let dev = st.st_dev as u64;
     let (major, minor) = (rustix::fs::major(dev), rustix::fs::minor(dev));
-    let dm_major = dm::dm_major()?;
+    let dm_major = dm::dm_major()
+        .map_err(|e| Error::refused(&what, format!("file is on device {major}:{minor}; {e}")))?;
     if major != dm_major {
         return Err(Error::refused(
             &what,

@@ -288,3 +288,20 @@ fn tempdir(name: &str) -> PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
+
+#[test]
+fn binary_refuses_a_file_off_device_mapper() {
+    // The test's temporary directory is not on a dm device in CI or here; a
+    // machine where it is would see the group check fail instead.
+    let dir = tempdir("offdm");
+    let path = dir.join("f");
+    std::fs::write(&path, b"data").unwrap();
+    let file = std::fs::File::open(&path).unwrap();
+    let path = path.to_str().unwrap();
+    let out = with_inherited(&file, |n| bin(&[&n, "0", path, "inode", "1", "0"]));
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.starts_with("dmfilemapd: "), "{err}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
