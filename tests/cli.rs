@@ -305,3 +305,16 @@ fn binary_refuses_a_file_off_device_mapper() {
     assert!(err.starts_with("dmfilemapd: "), "{err}");
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn binary_starting_line_is_cs() {
+    let out = bin(&["77", "5", "/x y", "path", "1", "1"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        "Starting dmfilemapd with fd=77, group_id=5 mode=path, path=/x y\n"
+    );
+    // Silent at verbose 0, errors aside.
+    let out = bin(&["77", "5", "/x", "path", "1", "0"]);
+    assert!(out.stdout.is_empty());
+}

@@ -385,3 +385,19 @@ fn lower_free_id_moves_the_leader() {
     assert_eq!(sim.id(), 0);
     sim.check(&[a, b]);
 }
+
+#[test]
+fn exit_lines_are_cs() {
+    assert_eq!(
+        Exit::GroupRemoved.message(),
+        "Filemap group removed: exiting."
+    );
+    assert_eq!(
+        Exit::UnlinkedAndClosed.message(),
+        "File unlinked and closed: exiting."
+    );
+    assert_eq!(
+        Exit::NoExtents.message(),
+        "File contains no extents: exiting."
+    );
+}
