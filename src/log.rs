@@ -1,1 +1,80 @@
-//! TODO(helper E)
+//! The daemon's log: plain lines on stdout (info and detail) and stderr
+//! (warnings and errors), as C's dmfilemapd writes them. Warnings and errors
+//! always print; the rest needs `verbose >= level`. Once detached at verbose 0
+//! stdio is `/dev/null`, so the daemon is silent.
+//!
+//! Write errors are ignored: a closed pipe must never stop the daemon (and
+//! `println!` would panic on one).
+
+use std::fmt;
+use std::io::Write;
+use std::sync::atomic::{AtomicU8, Ordering};
+
+static VERBOSE: AtomicU8 = AtomicU8::new(0);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    Error,
+    Warn,
+    /// verbose >= 1: the key lines (start, exit reasons).
+    Info,
+    /// verbose >= 2: what each update did.
+    Verbose,
+    /// verbose >= 3: every wake-up and check.
+    Debug,
+}
+
+pub fn set_verbose(v: u8) {
+    VERBOSE.store(v, Ordering::Relaxed);
+}
+
+pub fn verbose() -> u8 {
+    VERBOSE.load(Ordering::Relaxed)
+}
+
+pub fn enabled(level: Level) -> bool {
+    match level {
+        Level::Error | Level::Warn => true,
+        Level::Info => verbose() >= 1,
+        Level::Verbose => verbose() >= 2,
+        Level::Debug => verbose() >= 3,
+    }
+}
+
+pub fn emit(level: Level, args: fmt::Arguments<'_>) {
+    if !enabled(level) {
+        return;
+    }
+    let _ = match level {
+        Level::Error | Level::Warn => writeln!(std::io::stderr().lock(), "{args}"),
+        _ => {
+            let mut out = std::io::stdout().lock();
+            writeln!(out, "{args}").and_then(|()| out.flush())
+        }
+    };
+}
+
+#[macro_export]
+macro_rules! error {
+    ($($t:tt)*) => { $crate::log::emit($crate::log::Level::Error, format_args!($($t)*)) };
+}
+
+#[macro_export]
+macro_rules! warn {
+    ($($t:tt)*) => { $crate::log::emit($crate::log::Level::Warn, format_args!($($t)*)) };
+}
+
+#[macro_export]
+macro_rules! info {
+    ($($t:tt)*) => { $crate::log::emit($crate::log::Level::Info, format_args!($($t)*)) };
+}
+
+#[macro_export]
+macro_rules! verbose {
+    ($($t:tt)*) => { $crate::log::emit($crate::log::Level::Verbose, format_args!($($t)*)) };
+}
+
+#[macro_export]
+macro_rules! debug {
+    ($($t:tt)*) => { $crate::log::emit($crate::log::Level::Debug, format_args!($($t)*)) };
+}

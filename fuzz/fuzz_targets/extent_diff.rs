@@ -1,6 +1,213 @@
+//! Arbitrary (group regions, extents): the plan's properties, then the
+//! engine carrying it out on the fake kernel with one fault injected.
 #![no_main]
+use std::collections::BTreeMap;
+
+use dmfilemapd::diff::{diff, Member};
+use dmfilemapd::engine::{Engine, EngineError};
+use dmfilemapd::extent::Extent;
+use dmfilemapd::fake::{FakeDm, Kind, FAULT_ERRNOS};
+use dmfilemapd::stats::{Descriptor, Dialect, Region, RegionId};
 use libfuzzer_sys::fuzz_target;
 
+/// Few places and lengths, so that members and extents often coincide.
+fn extent(a: u8, b: u8) -> Extent {
+    Extent {
+        start: u64::from(a % 32) * 8,
+        len: 1 + u64::from(b % 4) * 4,
+    }
+}
+
+fn decode(data: &[u8]) -> (Vec<Member>, Vec<Extent>, &[u8]) {
+    let (mut members, mut extents) = (Vec::new(), Vec::new());
+    let mut used = [false; 64];
+    let mut chunks = data.chunks_exact(3);
+    for c in chunks.by_ref() {
+        match c[0] >> 6 {
+            0 => break,
+            1 => {
+                let id = usize::from(c[0] & 63);
+                if !used[id] {
+                    used[id] = true;
+                    members.push(Member {
+                        id: id as RegionId,
+                        extent: extent(c[1], c[2]),
+                    });
+                }
+            }
+            _ => extents.push(extent(c[1], c[2])),
+        }
+    }
+    (members, extents, chunks.remainder())
+}
+
+fn sorted<T: Ord + Clone>(v: &[T]) -> Vec<T> {
+    let mut v = v.to_vec();
+    v.sort_unstable();
+    v
+}
+
+fn check_plan(members: &[Member], extents: &[Extent]) {
+    let plan = diff(members, extents);
+    let extent_of = |id: RegionId| members.iter().find(|m| m.id == id).map(|m| m.extent);
+    let mut seen: Vec<RegionId> = plan.keep.iter().chain(&plan.delete).copied().collect();
+    seen.sort_unstable();
+    // keep and delete split the members: nothing outside the group is touched.
+    assert_eq!(
+        seen,
+        sorted(&members.iter().map(|m| m.id).collect::<Vec<_>>())
+    );
+    assert!(plan.keep.windows(2).all(|w| w[0] < w[1]));
+    assert!(plan.delete.windows(2).all(|w| w[0] < w[1]));
+    let mut after: Vec<Extent> = plan.keep.iter().filter_map(|&id| extent_of(id)).collect();
+    after.extend(&plan.create);
+    assert_eq!(
+        sorted(&after),
+        sorted(extents),
+        "plan does not yield the extents"
+    );
+    for &id in &plan.delete {
+        let e = extent_of(id).unwrap();
+        let wanted = extents.iter().filter(|&&x| x == e).count();
+        let kept = plan
+            .keep
+            .iter()
+            .filter(|&&k| extent_of(k) == Some(e))
+            .count();
+        assert_eq!(kept, wanted, "region {id} equal to a wanted extent deleted");
+    }
+    let mut rest = extents;
+    for c in &plan.create {
+        let at = rest
+            .iter()
+            .position(|x| x == c)
+            .expect("create out of file order");
+        rest = &rest[at + 1..];
+    }
+}
+
+/// The group led by `id`: its descriptor names itself and only regions that
+/// exist, sits on the lowest of them, and no member keeps a stale one.
+fn group(dm: &FakeDm, id: RegionId) -> Vec<RegionId> {
+    let d = Descriptor::parse(&dm.regions[&id].aux_data)
+        .unwrap()
+        .unwrap();
+    assert_eq!(d.leader(), Some(id));
+    for m in &d.members[1..] {
+        let r = dm
+            .regions
+            .get(m)
+            .expect("descriptor names a missing region");
+        if let Ok(Some(stale)) = Descriptor::parse(&r.aux_data) {
+            assert_ne!(stale.leader(), Some(*m), "stale descriptor on member {m}");
+        }
+    }
+    d.members
+}
+
+fn check_device(dm: &FakeDm, id: RegionId, foreign: &BTreeMap<RegionId, Region>) {
+    let members = group(dm, id);
+    for r in dm.regions.values().filter(|r| r.program_id == "dmstats") {
+        assert!(members.contains(&r.id), "region {} outside the group", r.id);
+    }
+    for (fid, r) in foreign {
+        assert_eq!(dm.regions.get(fid), Some(r), "foreign region touched");
+    }
+}
+
+fn run_engine(members: &[Member], extents: &[Extent], rest: &[u8]) {
+    if members.is_empty() {
+        return;
+    }
+    let mut dm = FakeDm::new();
+    for m in members {
+        let r = Region {
+            id: m.id,
+            start: m.extent.start,
+            len: m.extent.len,
+            step: m.extent.len,
+            program_id: "dmstats".into(),
+            aux_data: "-".into(),
+            precise: false,
+            histogram: Vec::new(),
+        };
+        dm.insert(r);
+    }
+    let ids = sorted(&members.iter().map(|m| m.id).collect::<Vec<_>>());
+    let leader = ids[0];
+    let dialect = if rest.first().is_some_and(|b| b & 1 == 1) {
+        Dialect::Quoted
+    } else {
+        Dialect::Bare
+    };
+    let desc = Descriptor {
+        alias: "a file".into(),
+        members: ids,
+        user: "u".into(),
+        dialect,
+    };
+    dm.regions.get_mut(&leader).unwrap().aux_data = desc.format();
+    dm.seed(Extent { start: 0, len: 8 }, "other", "DMS_GROUP=x:0-99#");
+    let foreign: BTreeMap<RegionId, Region> = dm
+        .regions
+        .iter()
+        .filter(|(_, r)| r.program_id != "dmstats")
+        .map(|(&k, v)| (k, v.clone()))
+        .collect();
+
+    let mut engine = Engine::new(dm, leader);
+    engine.load().unwrap().unwrap();
+    if let [kind, nth, errno, ..] = *rest {
+        let kind = [
+            Kind::Any,
+            Kind::List,
+            Kind::Create,
+            Kind::Delete,
+            Kind::SetAux,
+        ][usize::from(kind % 5)];
+        engine.dev.fail(
+            kind,
+            usize::from(nth % 16) + 1,
+            FAULT_ERRNOS[usize::from(errno) % 5],
+        );
+    }
+    let out = engine.sync(extents, &|| false);
+    assert!(
+        !matches!(out, Err(EngineError::Unrepaired { .. })),
+        "one fault was not repaired: {out:?}"
+    );
+    let gone = extents.is_empty() && out.is_ok();
+    if !gone {
+        check_device(&engine.dev, engine.group_id(), &foreign);
+    }
+    engine.dev.reset_faults();
+    match engine.sync(extents, &|| false) {
+        Err(EngineError::GroupGone(_)) if extents.is_empty() => {}
+        Err(e) => panic!("fault-free retry failed: {e}"),
+        Ok(_) if extents.is_empty() => {}
+        Ok(_) => {
+            check_device(&engine.dev, engine.group_id(), &foreign);
+            let have: Vec<Extent> = group(&engine.dev, engine.group_id())
+                .iter()
+                .map(|id| engine.dev.regions[id].extent())
+                .collect();
+            assert_eq!(sorted(&have), sorted(extents), "not converged");
+        }
+    }
+    if extents.is_empty() {
+        assert!(
+            engine
+                .dev
+                .regions
+                .values()
+                .all(|r| r.program_id != "dmstats"),
+            "regions left after removal"
+        );
+    }
+}
+
 fuzz_target!(|data: &[u8]| {
-    let _ = data; // TODO
+    let (members, extents, rest) = decode(data);
+    check_plan(&members, &extents);
+    run_engine(&members, &extents, rest);
 });

@@ -1,6 +1,25 @@
 #![no_main]
+//! Arbitrary aux_data as a group descriptor: never panics, and whatever is
+//! accepted formats back to text that parses to the same descriptor.
+
+use dmfilemapd::stats::{format_members, msg_set_aux, parse_members, split_args, Descriptor};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let _ = data; // TODO
+    let aux = String::from_utf8_lossy(data);
+    if let Ok(Some(d)) = Descriptor::parse(&aux) {
+        let text = d.format();
+        assert_eq!(Descriptor::parse(&text), Ok(Some(d.clone())), "{text:?}");
+        assert_eq!(
+            parse_members(&format_members(&d.members)).as_ref(),
+            Ok(&d.members)
+        );
+        // What we would send reaches the kernel as one argument, unchanged.
+        if let Ok(msg) = msg_set_aux(d.members[0], &text) {
+            assert_eq!(
+                split_args(&msg),
+                ["@stats_set_aux".to_owned(), d.members[0].to_string(), text]
+            );
+        }
+    }
 });

@@ -1,0 +1,403 @@
+//! The loop on the fake dm-stats and a fake file on a fake clock: every
+//! "second" below is simulated, so nothing here depends on the machine's speed.
+
+mod common;
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use common::{converged, ext, no_orphans, snapshot, untouched};
+use dmfilemapd::daemon::{Daemon, Exit, Look, Scanner, Stamp};
+use dmfilemapd::engine::Engine;
+use dmfilemapd::extent::Extent;
+use dmfilemapd::fake::{FakeDm, Kind, DMSTATS_PROGRAM};
+use dmfilemapd::stats::Dialect;
+use dmfilemapd::Error;
+use rustix::io::Errno;
+
+type Dm = Rc<RefCell<FakeDm>>;
+type Change = Box<dyn FnOnce(&mut World, &mut FakeDm)>;
+
+/// The simulated file and clock.
+#[derive(Default)]
+struct World {
+    now: Duration,
+    extents: Vec<Extent>,
+    /// Bumped by every change to the file: the fstat fingerprint.
+    version: i64,
+    /// An inotify event is queued.
+    event: bool,
+    look: Option<Look>,
+    stopped: bool,
+    /// Changes still to come, by time.
+    script: VecDeque<(Duration, Change)>,
+    scans: u64,
+}
+
+impl World {
+    fn write(&mut self, extents: Vec<Extent>) {
+        self.extents = extents;
+        self.version += 1;
+        self.event = true;
+    }
+}
+
+struct FakeFile {
+    world: Rc<RefCell<World>>,
+    dm: Dm,
+    epoch: Instant,
+}
+
+impl FakeFile {
+    /// Apply the next change if it is due by `end`; false when none is.
+    fn step(&self, end: Duration) -> bool {
+        let mut w = self.world.borrow_mut();
+        match w.script.front() {
+            Some((at, _)) if *at <= end => {
+                let (at, change) = w.script.pop_front().unwrap();
+                w.now = w.now.max(at);
+                change(&mut w, &mut self.dm.borrow_mut());
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+impl Scanner for FakeFile {
+    fn look(&mut self, _stop: &dyn Fn() -> bool) -> Result<Look, Error> {
+        let w = self.world.borrow();
+        assert!(w.now < Duration::from_secs(600), "the loop never ended");
+        Ok(w.look.unwrap_or(Look::File(Stamp {
+            size: w.version,
+            ..Stamp::default()
+        })))
+    }
+
+    fn scan(&mut self) -> Result<Vec<Extent>, Error> {
+        let mut w = self.world.borrow_mut();
+        w.scans += 1;
+        Ok(w.extents.clone())
+    }
+
+    fn wait(
+        &mut self,
+        timeout: Duration,
+        wake: bool,
+        _stop: &dyn Fn() -> bool,
+    ) -> Result<bool, Error> {
+        let end = self.world.borrow().now + timeout;
+        while self.step(end) {
+            let mut w = self.world.borrow_mut();
+            if w.stopped || (wake && w.event) {
+                return Ok(std::mem::take(&mut w.event));
+            }
+        }
+        let mut w = self.world.borrow_mut();
+        w.now = end;
+        Ok(std::mem::take(&mut w.event))
+    }
+
+    fn now(&self) -> Instant {
+        self.epoch + self.world.borrow().now
+    }
+}
+
+struct Sim {
+    world: Rc<RefCell<World>>,
+    dm: Dm,
+    daemon: Daemon<Engine<Dm>, FakeFile>,
+}
+
+/// A file with `extents`, mapped by a dmstats group, beside a region of
+/// another program; `script` changes the world over time.
+fn sim(extents: &[Extent], script: Vec<(u64, Change)>) -> Sim {
+    let mut fake = FakeDm::new();
+    fake.seed(ext(1 << 20, 8), "other", "keep me");
+    let id = fake.filemap_group(extents, "data", Dialect::Bare);
+    let dm: Dm = Rc::new(RefCell::new(fake));
+    let world = Rc::new(RefCell::new(World {
+        extents: extents.to_vec(),
+        script: script
+            .into_iter()
+            .map(|(ms, c)| (Duration::from_millis(ms), c))
+            .collect(),
+        ..World::default()
+    }));
+    let file = FakeFile {
+        world: world.clone(),
+        dm: dm.clone(),
+        epoch: Instant::now(),
+    };
+    let daemon = Daemon::new(Engine::new(dm.clone(), id), file);
+    Sim { world, dm, daemon }
+}
+
+impl Sim {
+    fn run(&mut self) -> Result<Exit, Error> {
+        let world = self.world.clone();
+        self.daemon.run(&move || world.borrow().stopped)
+    }
+
+    fn now(&self) -> Duration {
+        self.world.borrow().now
+    }
+
+    fn id(&self) -> u64 {
+        dmfilemapd::daemon::Updater::group_id(&self.daemon.group)
+    }
+
+    fn check(&self, extents: &[Extent]) {
+        let dm = self.dm.borrow();
+        converged(&dm, self.id(), extents);
+        no_orphans(&dm, DMSTATS_PROGRAM, &[self.id()]);
+    }
+}
+
+fn write(extents: Vec<Extent>) -> Change {
+    Box::new(move |w, _| w.write(extents))
+}
+
+fn stop() -> Change {
+    Box::new(|w, _| w.stopped = true)
+}
+
+fn layout(n: u64) -> Vec<Extent> {
+    (0..n).map(|i| ext(4096 + i * 64, 16)).collect()
+}
+
+#[test]
+fn follows_growth_and_shrink() {
+    let (a, b, c) = (ext(100, 8), ext(300, 16), ext(200, 8));
+    let mut sim = sim(
+        &[a],
+        vec![
+            (2_000, write(vec![a, b])),
+            (4_000, write(vec![a, b, c])),
+            (6_000, write(vec![a])),
+            (8_000, stop()),
+        ],
+    );
+    let before = snapshot(&sim.dm.borrow(), DMSTATS_PROGRAM);
+    assert_eq!(sim.run().unwrap(), Exit::Stopped);
+    sim.check(&[a]);
+    untouched(&sim.dm.borrow(), &before);
+    let n = sim.daemon.counters;
+    // The first cycle and each of the three changes: one scan and one sync each.
+    assert_eq!((n.scans, n.syncs, n.failures), (4, 4, 0), "{n:?}");
+}
+
+#[test]
+fn each_step_is_seen_on_the_kernel() {
+    let (a, b) = (ext(100, 8), ext(300, 16));
+    let mut sim = sim(&[a], vec![(1_000, write(vec![a, b])), (1_900, stop())]);
+    sim.run().unwrap();
+    sim.check(&[a, b]);
+    // The region for `a` was kept: same id, counters intact.
+    let dm = sim.dm.borrow();
+    assert!(
+        dm.log.iter().all(|m| !m.starts_with("@stats_delete")),
+        "{:?}",
+        dm.log
+    );
+}
+
+#[test]
+fn idle_makes_no_fiemap_calls_and_lists_once_a_second() {
+    let mut sim = sim(&layout(3), vec![(30_000, stop())]);
+    assert_eq!(sim.run().unwrap(), Exit::Stopped);
+    let n = sim.daemon.counters;
+    assert_eq!(sim.world.borrow().scans, 1, "{n:?}");
+    assert_eq!(n.syncs, 1);
+    // At least one list a second, and no second list in the same cycle.
+    assert!(n.loads >= 29, "{n:?}");
+    let lists = sim.dm.borrow().calls(Kind::List) as u64;
+    assert!(lists >= 30 && lists <= n.loads + 2, "{lists} lists, {n:?}");
+}
+
+#[test]
+fn group_deleted_exits_within_a_second() {
+    let delete_all: Change =
+        Box::new(|_, dm| dm.regions.retain(|_, r| r.program_id != DMSTATS_PROGRAM));
+    let mut sim = sim(&layout(2), vec![(5_300, delete_all)]);
+    assert_eq!(sim.run().unwrap(), Exit::GroupRemoved);
+    assert!(
+        sim.now() <= Duration::from_millis(6_300),
+        "noticed at {:?}",
+        sim.now()
+    );
+    // The other program's region is still there.
+    assert_eq!(sim.dm.borrow().regions.len(), 1);
+}
+
+#[test]
+fn no_extents_removes_the_regions_and_exits() {
+    let mut sim = sim(&layout(4), vec![(2_000, write(vec![]))]);
+    let before = snapshot(&sim.dm.borrow(), DMSTATS_PROGRAM);
+    assert_eq!(sim.run().unwrap(), Exit::NoExtents);
+    let dm = sim.dm.borrow();
+    assert!(
+        dm.regions.values().all(|r| r.program_id != DMSTATS_PROGRAM),
+        "{:?}",
+        dm.regions
+    );
+    untouched(&dm, &before);
+}
+
+#[test]
+fn at_most_two_updates_a_second() {
+    // A change every 70 ms for 10 s, cycling through three layouts, so
+    // (almost) every scan finds something to do.
+    let mut script: Vec<(u64, Change)> = (1..142)
+        .map(|i| (i * 70, write(layout(1 + i % 3))))
+        .collect();
+    script.push((10_000, stop()));
+    let mut sim = sim(&layout(1), script);
+    assert_eq!(sim.run().unwrap(), Exit::Stopped);
+    let n = sim.daemon.counters;
+    assert!(n.syncs <= 21, "{n:?}");
+    assert!(n.scans <= 21, "{n:?}");
+    // It keeps up nonetheless.
+    assert!(n.syncs >= 15, "{n:?}");
+    let last = sim.world.borrow().extents.clone();
+    // The last change (at 9.95 s) may be pending at the stop: run it out.
+    sim.world.borrow_mut().stopped = false;
+    sim.world
+        .borrow_mut()
+        .script
+        .push_back((Duration::from_secs(12), stop()));
+    sim.run().unwrap();
+    sim.check(&last);
+}
+
+#[test]
+fn stop_between_updates() {
+    let mut sim = sim(&layout(2), vec![(3_000, stop()), (4_000, write(layout(5)))]);
+    assert_eq!(sim.run().unwrap(), Exit::Stopped);
+    assert_eq!(sim.now(), Duration::from_millis(3_000));
+    sim.check(&layout(2));
+}
+
+#[test]
+fn stop_during_a_long_update_leaves_the_group_whole() {
+    let mut sim = sim(&layout(1), vec![(1_000, write(layout(400)))]);
+    let dm = sim.dm.clone();
+    let start = Rc::new(RefCell::new(None::<usize>));
+    let (world, seen) = (sim.world.clone(), start.clone());
+    // Stop 25 messages into the big update.
+    let stop = move || {
+        let n = dm.borrow().log.len();
+        let mut s = seen.borrow_mut();
+        if world.borrow().version == 0 {
+            return false;
+        }
+        n >= *s.get_or_insert(n) + 25
+    };
+    assert_eq!(sim.daemon.run(&stop).unwrap(), Exit::Stopped);
+    let dm = sim.dm.borrow();
+    let id = dmfilemapd::daemon::Updater::group_id(&sim.daemon.group);
+    no_orphans(&dm, DMSTATS_PROGRAM, &[id]);
+    let members = common::group(&dm, id).1.len();
+    assert!(
+        members > 1 && members < 400,
+        "{members} members: the update was not cut short"
+    );
+}
+
+#[test]
+fn transient_failure_is_retried() {
+    let fail: Change = Box::new(|w, dm| {
+        dm.reset_faults();
+        dm.fail(Kind::Create, 1, Errno::IO);
+        w.write(layout(3));
+    });
+    let mut sim = sim(&layout(1), vec![(1_000, fail), (5_000, stop())]);
+    assert_eq!(sim.run().unwrap(), Exit::Stopped);
+    assert_eq!(sim.daemon.counters.failures, 1);
+    sim.check(&layout(3));
+}
+
+#[test]
+fn device_gone_is_fatal() {
+    let gone: Change = Box::new(|w, dm| {
+        dm.reset_faults();
+        (1..1000).for_each(|n| dm.fail(Kind::Any, n, Errno::NXIO));
+        w.write(layout(3));
+    });
+    let mut sim = sim(&layout(1), vec![(1_000, gone)]);
+    match sim.run() {
+        Err(Error::Fatal { .. }) => {}
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn member_deleted_by_another_program_is_restored() {
+    let file = layout(3);
+    let snipe: Change = Box::new(|_, dm| {
+        let victim = dm
+            .regions
+            .values()
+            .filter(|r| r.program_id == DMSTATS_PROGRAM)
+            .map(|r| r.id)
+            .max()
+            .unwrap();
+        dm.regions.remove(&victim);
+    });
+    let mut sim = sim(&file, vec![(2_000, snipe), (5_000, stop())]);
+    sim.run().unwrap();
+    sim.check(&file);
+    // Noticed by the once-a-second list, with no change to the file.
+    assert_eq!(sim.world.borrow().version, 0);
+}
+
+#[test]
+fn unlinked_and_closed_exits() {
+    let unlink: Change = Box::new(|w, _| {
+        w.look = Some(Look::UnlinkedAndClosed);
+        w.event = true;
+    });
+    let mut sim = sim(&layout(2), vec![(2_000, unlink)]);
+    assert_eq!(sim.run().unwrap(), Exit::UnlinkedAndClosed);
+    // The group stays: the man page only promises the daemon exits.
+    sim.check(&layout(2));
+}
+
+#[test]
+fn path_gone_exits() {
+    let remove: Change = Box::new(|w, _| w.look = Some(Look::Absent));
+    let mut sim = sim(&layout(2), vec![(2_000, remove)]);
+    assert_eq!(sim.run().unwrap(), Exit::Absent);
+}
+
+#[test]
+fn lower_free_id_moves_the_leader() {
+    // Free id 0 (the other program's region) so the next create takes it.
+    let (a, b) = (ext(100, 8), ext(300, 16));
+    let free: Change = Box::new(move |w, dm| {
+        dm.regions.retain(|_, r| r.program_id == DMSTATS_PROGRAM);
+        w.write(vec![a, b]);
+    });
+    let mut sim = sim(&[a], vec![(1_000, free), (3_000, stop())]);
+    sim.run().unwrap();
+    assert_eq!(sim.id(), 0);
+    sim.check(&[a, b]);
+}
+
+#[test]
+fn exit_lines_are_cs() {
+    assert_eq!(
+        Exit::GroupRemoved.message(),
+        "Filemap group removed: exiting."
+    );
+    assert_eq!(
+        Exit::UnlinkedAndClosed.message(),
+        "File unlinked and closed: exiting."
+    );
+    assert_eq!(
+        Exit::NoExtents.message(),
+        "File contains no extents: exiting."
+    );
+}

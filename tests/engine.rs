@@ -1,0 +1,475 @@
+//! The engine against the in-memory dm-stats, over many updates.
+
+mod common;
+
+use std::cell::Cell;
+
+use common::*;
+use dmfilemapd::engine::{Engine, EngineError, Outcome};
+use dmfilemapd::extent::Extent;
+use dmfilemapd::fake::{FakeDm, DMSTATS_PROGRAM};
+use dmfilemapd::stats::{Descriptor, Dialect, Region};
+
+const P: &str = DMSTATS_PROGRAM;
+
+fn never() -> bool {
+    false
+}
+
+fn sync(engine: &mut Engine<FakeDm>, extents: &[Extent]) -> Outcome {
+    let out = engine.sync(extents, &never).unwrap();
+    converged(&engine.dev, engine.group_id(), extents);
+    no_orphans(&engine.dev, P, &[engine.group_id()]);
+    out
+}
+
+fn updated(out: Outcome) -> dmfilemapd::engine::Summary {
+    match out {
+        Outcome::Updated(s) => s,
+        other => panic!("expected an update, got {other:?}"),
+    }
+}
+
+fn setup(extents: &[Extent]) -> Engine<FakeDm> {
+    let mut dm = FakeDm::new();
+    let g = dm.filemap_group(extents, "file", Dialect::Bare);
+    Engine::new(dm, g)
+}
+
+#[test]
+fn unchanged_costs_one_list() {
+    let e = extents_at(&[(3, 8), (1, 8)]);
+    let mut engine = setup(&e);
+    assert_eq!(sync(&mut engine, &e), Outcome::Unchanged);
+    assert_eq!(engine.dev.log, vec!["@stats_list"]);
+    assert_eq!(sync(&mut engine, &e), Outcome::Unchanged);
+    assert_eq!(
+        engine.dev.log[1], "@stats_list dmstats",
+        "later lists filter by program"
+    );
+}
+
+#[test]
+fn growth_keeps_existing_regions() {
+    let mut slots = vec![(0, 8)];
+    let mut engine = setup(&extents_at(&slots));
+    for i in 1..40u64 {
+        let before = engine.dev.regions.clone();
+        slots.push((i, 8));
+        let s = updated(sync(&mut engine, &extents_at(&slots)));
+        assert_eq!((s.kept, s.created, s.deleted), (i as usize, 1, 0));
+        assert_eq!(
+            s.messages, 4,
+            "list, create, list to check for a rival, one set_aux"
+        );
+        // Kept regions are the same regions (same ids, same extents).
+        for (id, r) in before {
+            assert_eq!(engine.dev.regions[&id].extent(), r.extent());
+        }
+    }
+    assert_eq!(engine.group_id(), 0);
+}
+
+#[test]
+fn last_extent_grows_in_place() {
+    let mut engine = setup(&extents_at(&[(0, 8), (1, 8)]));
+    let s = updated(sync(&mut engine, &extents_at(&[(0, 8), (1, 16)])));
+    assert_eq!((s.kept, s.created, s.deleted, s.messages), (1, 1, 1, 5));
+}
+
+#[test]
+fn shrink_and_truncate_to_one_extent() {
+    let slots: Vec<(u64, u64)> = (0..20).map(|i| (i, 8)).collect();
+    let mut engine = setup(&extents_at(&slots));
+    for n in (1..20).rev() {
+        let s = updated(sync(&mut engine, &extents_at(&slots[..n])));
+        assert_eq!((s.created, s.deleted), (0, 1));
+    }
+    assert_eq!(engine.dev.regions.len(), 1);
+    // Truncate and rewrite: one extent elsewhere.
+    sync(&mut engine, &extents_at(&[(50, 8)]));
+    assert_eq!(engine.dev.regions.len(), 1);
+}
+
+#[test]
+fn rewrite_elsewhere_moves_everything() {
+    let mut engine = setup(&extents_at(&[(0, 8), (1, 8), (2, 8)]));
+    let new = extents_at(&[(10, 8), (11, 8), (12, 8), (13, 8)]);
+    let s = updated(sync(&mut engine, &new));
+    assert_eq!((s.kept, s.created, s.deleted), (0, 4, 3));
+    // The new regions got ids 3.. since 0..2 were still there.
+    assert_eq!(engine.group_id(), 3);
+    assert_eq!(engine.dev.regions.len(), 4);
+}
+
+#[test]
+fn first_extent_freed_moves_the_descriptor() {
+    let mut engine = setup(&extents_at(&[(0, 8), (1, 8), (2, 8)]));
+    let s = updated(sync(&mut engine, &extents_at(&[(1, 8), (2, 8)])));
+    assert_eq!(engine.group_id(), 1);
+    assert!(!engine.dev.regions.contains_key(&0));
+    assert_eq!(engine.dev.regions[&1].aux_data, "DMS_GROUP=file:1-2#-");
+    assert_eq!(s.messages, 3, "list, set_aux on the new leader, delete");
+    // The engine follows the group to its new id.
+    assert_eq!(
+        sync(&mut engine, &extents_at(&[(1, 8), (2, 8)])),
+        Outcome::Unchanged
+    );
+}
+
+#[test]
+fn lower_free_id_takes_the_lead() {
+    let mut dm = FakeDm::new();
+    let foreign = dm.seed(ext(1 << 20, 8), "other", "-");
+    let g = dm.filemap_group_with(
+        &extents_at(&[(0, 8), (1, 8)]),
+        "f",
+        Dialect::Bare,
+        "note",
+        false,
+        &[],
+    );
+    assert_eq!((foreign, g), (0, 1));
+    dm.regions.remove(&foreign); // the other program lets id 0 go
+    let mut engine = Engine::new(dm, g);
+    sync(&mut engine, &extents_at(&[(0, 8), (1, 8), (2, 8)]));
+    assert_eq!(engine.group_id(), 0);
+    assert_eq!(engine.dev.regions[&0].aux_data, "DMS_GROUP=f:0-2#note");
+    assert_eq!(
+        engine.dev.regions[&1].aux_data, "note",
+        "old leader keeps only the user data"
+    );
+    // And the next update finds it there.
+    assert_eq!(
+        sync(&mut engine, &extents_at(&[(0, 8), (1, 8), (2, 8)])),
+        Outcome::Unchanged
+    );
+}
+
+#[test]
+fn duplicate_members_are_reduced_to_one() {
+    let mut dm = FakeDm::new();
+    let e = extents_at(&[(0, 8), (1, 8)]);
+    let g = dm.filemap_group(&e, "f", Dialect::Bare);
+    let dup = dm.seed(e[1], P, "-");
+    let dup2 = dm.seed(e[0], P, "-");
+    let leader = dm.regions.get_mut(&g).unwrap();
+    leader.aux_data = format!("DMS_GROUP=f:{g},{},{dup},{dup2}#-", g + 1);
+    let mut engine = Engine::new(dm, g);
+    let s = updated(sync(&mut engine, &e));
+    assert_eq!((s.kept, s.created, s.deleted), (2, 0, 2));
+    assert!(!engine.dev.regions.contains_key(&dup));
+}
+
+#[test]
+fn missing_member_is_dropped_and_remapped() {
+    let e = extents_at(&[(0, 8), (1, 8), (2, 8)]);
+    let mut engine = setup(&e);
+    engine.dev.regions.remove(&1); // another program deleted it
+    let g = engine.load().unwrap().unwrap();
+    assert_eq!(g.missing, vec![1]);
+    engine.take_warnings();
+    let s = updated(sync(&mut engine, &e));
+    assert_eq!((s.kept, s.created), (2, 1));
+    assert_eq!(engine.dev.regions[&0].aux_data, "DMS_GROUP=file:0-2#-");
+    let w = engine.take_warnings();
+    assert_eq!(w, vec!["group 0: member regions 1 deleted by someone else"]);
+}
+
+#[test]
+fn member_list_beyond_1k_with_another_group_interleaved() {
+    let mut dm = FakeDm::new();
+    // Two files growing in turns: their ids interleave.
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    for i in 0..300u64 {
+        a.push(dm.seed(ext(i * 64, 8), P, "-"));
+        b.push(dm.seed(ext(i * 64 + 32, 8), P, "-"));
+    }
+    let desc = |alias: &str, members: &[u64]| {
+        Descriptor {
+            alias: alias.into(),
+            members: members.to_vec(),
+            user: String::new(),
+            dialect: Dialect::Bare,
+        }
+        .format()
+    };
+    dm.regions.get_mut(&a[0]).unwrap().aux_data = desc("a", &a);
+    dm.regions.get_mut(&b[0]).unwrap().aux_data = desc("b", &b);
+    assert!(dm.regions[&0].aux_data.len() > 1024);
+    let other = snapshot(&dm, "nobody");
+    let other_b: Vec<Region> = b.iter().map(|id| other[id].clone()).collect();
+    let mut extents: Vec<Extent> = (0..300u64).map(|i| ext(i * 64, 8)).collect();
+    let mut engine = Engine::new(dm, 0);
+    for round in 0..5u64 {
+        // Free a few extents here and there, add new ones past the end.
+        extents.retain(|e| e.start >= 100_000 || (e.start / 64) % 31 != round);
+        extents.extend((0..20).map(|i| ext(100_000 + round * 10_000 + i * 16, 8)));
+        let out = engine.sync(&extents, &never).unwrap();
+        assert!(matches!(out, Outcome::Updated(_)));
+        converged(&engine.dev, engine.group_id(), &extents);
+        no_orphans(&engine.dev, P, &[engine.group_id(), b[0]]);
+        for r in &other_b {
+            assert_eq!(
+                engine.dev.regions.get(&r.id),
+                Some(r),
+                "other group touched"
+            );
+        }
+    }
+    let (desc_a, _) = group(&engine.dev, engine.group_id());
+    assert!(desc_a.members.len() > 300, "{}", desc_a.members.len());
+    assert!(engine.dev.regions[&engine.group_id()].aux_data.len() > 1024);
+}
+
+#[test]
+fn both_dialects_survive_byte_for_byte() {
+    for (alias, dialect, user) in [
+        ("plain", Dialect::Bare, ""),
+        ("with user", Dialect::Bare, "my data"),
+        ("a: \"quoted\" alias", Dialect::Quoted, "u s e r\\"),
+        ("", Dialect::Quoted, ""),
+    ] {
+        let mut dm = FakeDm::new();
+        let free = dm.seed(ext(1 << 30, 8), "x", "-");
+        let g = dm.filemap_group_with(
+            &extents_at(&[(0, 8), (1, 8)]),
+            alias,
+            dialect,
+            user,
+            false,
+            &[],
+        );
+        dm.regions.remove(&free);
+        let mut engine = Engine::new(dm, g);
+        for slots in [
+            &[(0, 8), (1, 8), (2, 8)][..],
+            &[(1, 8), (2, 8)],
+            &[(5, 8)],
+            &[(5, 8), (6, 8)],
+        ] {
+            let e = extents_at(slots);
+            sync(&mut engine, &e);
+            let (d, _) = group(&engine.dev, engine.group_id());
+            assert_eq!(
+                (d.alias.as_str(), d.dialect, d.user.as_str()),
+                (alias, dialect, user)
+            );
+            let text = &engine.dev.regions[&engine.group_id()].aux_data;
+            let want = Descriptor {
+                alias: alias.into(),
+                members: d.members.clone(),
+                user: user.into(),
+                dialect,
+            };
+            assert_eq!(text, &want.format());
+        }
+    }
+}
+
+#[test]
+fn foreign_regions_untouched() {
+    let mut dm = FakeDm::new();
+    dm.seed(ext(0, 8), "other", "DMS_GROUP=evil:0-100#");
+    dm.seed(ext(8, 8), "-", "-");
+    dm.insert(Region {
+        id: 2,
+        start: 16,
+        len: 8,
+        step: 8,
+        program_id: "junk".into(),
+        aux_data: "x".repeat(10 * 1024) + " precise_timestamps histogram:",
+        precise: true,
+        histogram: vec![1, 2],
+    });
+    dm.insert(Region {
+        id: 3,
+        start: 0,
+        len: 1,
+        step: 1,
+        program_id: P.into(),
+        aux_data: "DMS_GROUP=fake:3-9#pretends to lead".into(),
+        precise: false,
+        histogram: vec![],
+    });
+    let g = dm.filemap_group(&extents_at(&[(0, 8)]), "file", Dialect::Quoted);
+    let before = snapshot(&dm, "nobody");
+    let foreign: std::collections::BTreeMap<_, _> =
+        before.into_iter().filter(|(id, _)| *id != g).collect();
+    let mut engine = Engine::new(dm, g);
+    let mut rng = Rng(7);
+    for _ in 0..50 {
+        let e = random_layout(&mut rng, 12);
+        engine.sync(&e, &never).unwrap();
+        converged(&engine.dev, engine.group_id(), &e);
+        untouched(&engine.dev, &foreign);
+    }
+}
+
+#[test]
+fn precise_and_histogram_carried_to_new_regions() {
+    let mut dm = FakeDm::new();
+    let g = dm.filemap_group_with(
+        &extents_at(&[(0, 8)]),
+        "f",
+        Dialect::Bare,
+        "",
+        true,
+        &[10, 200, 3000],
+    );
+    let mut engine = Engine::new(dm, g);
+    sync(&mut engine, &extents_at(&[(0, 8), (1, 8), (2, 16)]));
+    for r in engine.dev.regions.values() {
+        assert!(r.precise);
+        assert_eq!(r.histogram, vec![10, 200, 3000]);
+        assert_eq!(r.program_id, P);
+        assert_eq!(r.step, r.len, "one area per region");
+    }
+}
+
+#[test]
+fn random_updates_converge() {
+    let mut rng = Rng(0xdead_beef);
+    let mut engine = setup(&random_layout(&mut rng, 10));
+    let mut total = 0;
+    for _ in 0..300 {
+        let e = random_layout(&mut rng, 30);
+        if let Outcome::Updated(s) = sync(&mut engine, &e) {
+            // Two lists, the creates and deletes, at most two set_aux.
+            assert!(s.messages <= 2 + s.created + s.deleted + 2, "{s:?}");
+            total += s.messages;
+        }
+    }
+    assert!(total > 0);
+}
+
+#[test]
+fn stop_mid_update_leaves_a_consistent_group() {
+    for stop_at in 1..30 {
+        let old = extents_at(&(0..10).map(|i| (i, 8)).collect::<Vec<_>>());
+        let new = extents_at(&(5..25).map(|i| (i, 8)).collect::<Vec<_>>());
+        let mut engine = setup(&old);
+        let polls = Cell::new(0);
+        let stop = || {
+            polls.set(polls.get() + 1);
+            polls.get() >= stop_at
+        };
+        let out = engine.sync(&new, &stop).unwrap();
+        assert!(
+            matches!(out, Outcome::Interrupted(_) | Outcome::Updated(_)),
+            "{out:?}"
+        );
+        group(&engine.dev, engine.group_id());
+        no_orphans(&engine.dev, P, &[engine.group_id()]);
+        sync(&mut engine, &new);
+    }
+}
+
+#[test]
+fn remove_deletes_the_group_and_nothing_else() {
+    let mut dm = FakeDm::new();
+    dm.seed(ext(0, 8), "other", "-");
+    let g = dm.filemap_group(&extents_at(&[(0, 8), (1, 8), (2, 8)]), "f", Dialect::Bare);
+    let foreign = snapshot(&dm, P);
+    let mut engine = Engine::new(dm, g);
+    let s = engine.remove().unwrap();
+    assert_eq!(s.deleted, 3);
+    assert_eq!(
+        engine.dev.log.last().unwrap(),
+        &format!("@stats_delete {g}"),
+        "leader last"
+    );
+    assert_eq!(engine.dev.regions.len(), 1);
+    untouched(&engine.dev, &foreign);
+    assert!(engine.load().unwrap().is_none());
+    assert!(matches!(
+        engine.sync(&extents_at(&[(0, 8)]), &never),
+        Err(EngineError::GroupGone(_))
+    ));
+}
+
+#[test]
+fn not_a_group_is_refused_at_start() {
+    let mut dm = FakeDm::new();
+    let plain = dm.seed(ext(0, 8), P, "-");
+    let g = dm.filemap_group(&extents_at(&[(0, 8), (1, 8)]), "f", Dialect::Bare);
+    for id in [plain, g + 1, 99] {
+        let mut engine = Engine::new(std::mem::take(&mut dm), id);
+        let err = engine.load().unwrap_err();
+        assert!(matches!(err, EngineError::NotAGroup { .. }), "{err}");
+        assert!(err.is_fatal());
+        dm = engine.dev;
+    }
+}
+
+#[test]
+fn group_deleted_by_dmstats_is_noticed() {
+    let e = extents_at(&[(0, 8), (1, 8)]);
+    let mut engine = setup(&e);
+    assert!(engine.load().unwrap().is_some());
+    engine.dev.regions.clear();
+    assert!(engine.load().unwrap().is_none());
+    // A region of someone else that later takes the id is not our group.
+    engine.dev.seed(ext(0, 8), P, "-");
+    assert!(engine.load().unwrap().is_none());
+}
+
+#[test]
+fn mixed_program_group_is_listed_whole() {
+    let mut dm = FakeDm::new();
+    let e = extents_at(&[(0, 8), (1, 8)]);
+    let g = dm.filemap_group(&e, "f", Dialect::Bare);
+    dm.regions.get_mut(&1).unwrap().program_id = "regrouped".into();
+    let mut engine = Engine::new(dm, g);
+    assert_eq!(sync(&mut engine, &e), Outcome::Unchanged);
+    assert_eq!(sync(&mut engine, &e), Outcome::Unchanged);
+    assert_eq!(engine.dev.log, vec!["@stats_list", "@stats_list"]);
+}
+
+#[test]
+fn stop_during_thousands_of_creates_is_prompt() {
+    let mut engine = setup(&extents_at(&[(0, 8)]));
+    let many: Vec<Extent> = (0..3000).map(|i| ext((1 << 24) + i * 64, 8)).collect();
+    let polls = Cell::new(0);
+    let stop = || {
+        polls.set(polls.get() + 1);
+        polls.get() > 100
+    };
+    let Outcome::Interrupted(s) = engine.sync(&many, &stop).unwrap() else {
+        panic!("not interrupted")
+    };
+    assert_eq!(s.created, 100);
+    assert_eq!(
+        s.messages,
+        1 + 100 + 1,
+        "list, the creates, one descriptor write"
+    );
+    // Consistent: the group names all 101 regions, nothing is outside.
+    assert_eq!(group(&engine.dev, engine.group_id()).1.len(), 101);
+    no_orphans(&engine.dev, P, &[engine.group_id()]);
+    sync(&mut engine, &many);
+}
+
+#[test]
+fn unreadable_lines_are_warned_about_once() {
+    let mut dm = FakeDm::new();
+    dm.insert(Region {
+        id: 0,
+        start: 0,
+        len: 8,
+        step: 8,
+        program_id: "junk".into(),
+        aux_data: "a\nb: not a region".into(),
+        precise: false,
+        histogram: vec![],
+    });
+    let e = extents_at(&[(1, 8)]);
+    let g = dm.filemap_group(&e, "f", Dialect::Bare);
+    let mut engine = Engine::new(dm, g);
+    engine.load().unwrap().unwrap();
+    engine.sync(&e, &never).unwrap();
+    engine.sync(&e, &never).unwrap();
+    let w = engine.take_warnings();
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert!(w[0].starts_with("@stats_list line 2 skipped"), "{w:?}");
+}
