@@ -7,6 +7,7 @@
 #
 # usage: tests/vm/run.sh [SCENARIO|FILE.sh ...]   (default: every scenario)
 # env:   DMFILEMAPD=path  use this binary instead of building one
+#        VM_DEBUG=1       run the daemon at verbose 3, show its log on failure
 #        VM_SHOW=1        print the whole console log (also kept in tests/vm/work)
 #        SCENARIO_TIMEOUT seconds before a scenario counts as hung (default 90)
 set -euo pipefail
@@ -54,7 +55,21 @@ for f in "${scenarios[@]}"; do
     cp "$f" "$over/t/scenarios/$name.sh"
     echo "$name" >> "$over/t/list"
 done
-cp "$DMFILEMAPD" "$over/usr/local/bin/dmfilemapd"
+if [ "${VM_DEBUG:-0}" = 1 ]; then
+    # The daemon as dmstats starts it, but at verbose 3 with its log kept in
+    # /tmp/dmfilemapd.log (shown after each scenario that fails).
+    mkdir -p "$over/usr/local/libexec"
+    cp "$DMFILEMAPD" "$over/usr/local/libexec/dmfilemapd"
+    cat > "$over/usr/local/bin/dmfilemapd" <<'WRAP'
+#!/bin/sh
+read -r parent < /proc/$PPID/comm
+[ "$parent" = dmstats ] || exec /usr/local/libexec/dmfilemapd "$@"
+exec /usr/local/libexec/dmfilemapd "$1" "$2" "$3" "$4" "${5:-0}" 3 >> /tmp/dmfilemapd.log 2>&1
+WRAP
+    chmod +x "$over/usr/local/bin/dmfilemapd"
+else
+    cp "$DMFILEMAPD" "$over/usr/local/bin/dmfilemapd"
+fi
 echo "SCENARIO_TIMEOUT=${SCENARIO_TIMEOUT:-90}" > "$over/t/env"
 (cd "$over" && find . | LC_ALL=C sort | cpio -o -H newc --quiet | gzip -1) > "$work/over.cpio.gz"
 cat "$work/base.cpio.gz" "$work/over.cpio.gz" > "$work/initrd.img"

@@ -53,14 +53,20 @@ for name in $(cat /t/list); do
     took=$(secs $(($(uptime_cs) - t0)))
     echo "=== $name rc=$rc ($took s)"
     cat "/tmp/out.$name"
+    if [ -s /tmp/dmfilemapd.log ]; then
+        echo "--- dmfilemapd log:"
+        tail -n 60 /tmp/dmfilemapd.log
+        [ "$rc" -eq 0 ] || tail -n 15 /tmp/dmfilemapd.log | sed 's/^/| log: /' > /dev/ttyS1
+        rm -f /tmp/dmfilemapd.log
+    fi
     if [ "$rc" -eq 0 ]; then
         report "PASS $name ($took s)"
     else
-        why=$(sed -n 's/^FAIL: //p' "/tmp/out.$name" | tail -1)
+        why=$(sed -n 's/^FAIL: //p' "/tmp/out.$name" | tail -1 | cut -c1-400)
         [ -n "$why" ] || why="exit status $rc"
         [ "$rc" -eq 137 ] && why="killed after ${SCENARIO_TIMEOUT:-120} s (hang)"
         report "FAIL $name: $why ($took s)"
-        tail -n 12 "/tmp/out.$name" | sed 's/^/| /' > /dev/ttyS1
+        tail -n 12 "/tmp/out.$name" | cut -c1-200 | sed 's/^/| /' > /dev/ttyS1
     fi
 done
 report "DONE"

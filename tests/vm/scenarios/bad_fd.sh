@@ -12,7 +12,7 @@ refuse "fd of the dm block device" "exec 5< /dev/mapper/ext4; exec dmfilemapd 5 
 # A socket: busybox nc hands its connection to the program as stdin/stdout.
 ip link set lo up
 if nc -h 2>&1 | grep -q -- '-e PROG'; then
-    nc -l -p 7070 -e sh -c "exec dmfilemapd 0 $gid $f inode 0 0 2> /tmp/sock.err; echo \$? > /tmp/sock.rc" &
+    nc -l -p 7070 -e sh -c "dmfilemapd 0 $gid $f inode 0 0 2> /tmp/sock.err; echo \$? > /tmp/sock.rc" &
     listener=$!
     i=0
     until echo | timeout -s KILL 5 nc 127.0.0.1 7070 > /dev/null 2>&1; do

@@ -4,7 +4,7 @@ f=/mnt/ext4/bg
 make_fragmented "$f" 1
 gid=$(map "$f" --nomonitor)
 D="exec 5< $f; exec dmfilemapd 5"
-refuse "missing group id" "$D 77 $f inode 0 0"
+refuse "missing group id" "$D 500 $f inode 0 0"
 refuse "group id far above" "$D 4000000 $f inode 0 0"
 run dmsetup message ext4 0 "@stats_create 0+8 /1 dmstats -"
 plain=$(stats_list ext4 | grep ' 0+8 ' | cut -d: -f1)

@@ -20,16 +20,16 @@ map "$b" > /dev/null
 [ "$(daemon_pids | wc -l)" -eq 2 ] || fail "expected two daemons: $(daemon_pids | tr '\n' ' ')"
 expect_group xfs ia "$a"
 expect_group xfs ib "$b"
-interleave 64 512
+interleave 64 1024
 note "extents after growing: a $(file_extents $a | wc -l), b $(file_extents $b | wc -l)"
 expect_group xfs ia "$a"
 expect_group xfs ib "$b"
-fragment "$a" 2
+fragment "$a" 5
 expect_group xfs ia "$a"
 len=$(group_members | wc -c)
 note "member list of ia: $len bytes"
 [ "$len" -gt 1024 ] || fail "member list only $len bytes (test is void)"
 expect_group xfs ib "$b"
-write_mib "$a" 1 3
+write_mib "$a" 1 5
 expect_group xfs ia "$a"
 [ "$(daemon_pids | wc -l)" -eq 2 ] || fail "a daemon exited"
