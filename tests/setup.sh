@@ -4,7 +4,7 @@
 # user-space debs for the VM are cached under tests/vm/cache by tests/vm/run.sh.
 set -euo pipefail
 
-need_pkgs=(qemu-system-x86 busybox-static cpio xfsprogs e2fsprogs dmsetup kmod)
+need_pkgs=(qemu-system-x86 busybox-static cpio xfsprogs e2fsprogs btrfs-progs dmsetup kmod)
 missing=()
 for p in "${need_pkgs[@]}"; do
     dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed' || missing+=("$p")
