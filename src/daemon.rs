@@ -589,15 +589,13 @@ pub fn prepare(args: &Args) -> Result<Prepared, Error> {
     #[allow(clippy::unnecessary_cast)]
     let same =
         rustix::fs::stat(&args.path).is_ok_and(|p| p.st_dev as u64 == dev && p.st_ino == st.st_ino);
+    // In inode mode too: a path that names another file means the caller
+    // handed us the wrong fd, and we would report on the wrong file.
     if !same {
-        let why = format!("does not name the file of fd {}", args.fd);
-        match args.mode {
-            Mode::Path => return Err(Error::refused(format!("path {}", args.path.display()), why)),
-            Mode::Inode => warn!(
-                "Path {} {why}: following the file of the fd.",
-                args.path.display()
-            ),
-        }
+        return Err(Error::refused(
+            format!("path {}", args.path.display()),
+            format!("does not name the file of fd {}", args.fd),
+        ));
     }
 
     let control = dm::Control::open()?;
