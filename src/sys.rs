@@ -3,14 +3,14 @@
 //! The third and last place with `unsafe`.
 //!
 //! Detaching does not fork: a forked child of a Rust program may only call
-//! async-signal-safe functions, so we re-execute ourselves (`/proc/self/exe`)
-//! with [`DETACHED_ENV`] set, and the parent exits.
+//! async-signal-safe functions, so we re-execute ourselves with
+//! [`DETACHED_ENV`] set, and the parent exits.
 
 use std::ffi::OsString;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use rustix::io::{Errno, FdFlags};
 // rustix publishes its signal-mask calls only under this rotating name (the
@@ -124,12 +124,24 @@ pub fn close_stray_fds(keep: RawFd) -> io::Result<()> {
 
 /// Start the detached copy of ourselves; returns its pid.
 pub fn spawn_detached(argv0: OsString, args: &[OsString]) -> io::Result<u32> {
-    let child = std::process::Command::new("/proc/self/exe")
+    let child = std::process::Command::new(own_binary())
         .arg0(argv0)
         .args(args)
         .env(DETACHED_ENV, "1")
         .spawn()?;
     Ok(child.id())
+}
+
+/// The file we run from. The kernel names a process (`comm`, what `ps`,
+/// `pidof` and `pkill` match) after the file it executes, so executing
+/// `/proc/self/exe` itself would leave the daemon called `exe`. That link
+/// is only the fallback, for a binary deleted (upgraded) since we started.
+fn own_binary() -> PathBuf {
+    const LINK: &str = "/proc/self/exe";
+    match std::fs::read_link(LINK) {
+        Ok(path) if !path.as_os_str().as_encoded_bytes().ends_with(b" (deleted)") => path,
+        _ => PathBuf::from(LINK),
+    }
 }
 
 /// In the detached copy: a session of our own, `/` as working directory (so

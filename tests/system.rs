@@ -316,6 +316,10 @@ fn detached_copy_has_its_own_session_and_only_the_monitored_fd() {
     fs::remove_file(&params).unwrap();
     let report = fs::read_to_string(&report).unwrap();
     let lines: Vec<&str> = report.lines().collect();
+    // Named as we are, so `ps`, `pidof` and `pkill` find the daemon.
+    let comm = fs::read_to_string("/proc/self/comm").unwrap();
+    assert_eq!(lines[0], format!("comm: {}", comm.trim_end()), "{report}");
+    let lines = &lines[1..];
     assert_eq!(lines[0], "session leader: true", "{report}");
     assert_eq!(lines[1], "cwd: /", "{report}");
     let fds: Vec<&str> = lines[2..lines.len() - 1].to_vec();
@@ -344,8 +348,10 @@ fn detach_probe() {
     let report = PathBuf::from(params.next().unwrap());
     dmfilemapd::sys::detach(true, kept).unwrap();
     let me = rustix::process::getpid();
+    let comm = fs::read_to_string("/proc/self/comm").unwrap();
     let mut out = format!(
-        "session leader: {}\ncwd: {}\n",
+        "comm: {}\nsession leader: {}\ncwd: {}\n",
+        comm.trim_end(),
         rustix::process::getsid(None).unwrap() == me,
         std::env::current_dir().unwrap().display()
     );
