@@ -542,9 +542,9 @@ pub struct Prepared {
     pub engine: Engine<DmDevice>,
 }
 
-/// The checks of the man page: an open regular file, on a device-mapper
-/// device, on a file system with physical FIEMAP addresses, named by the path
-/// (path mode), and a filemap group with this id on that device.
+/// The checks of the man page: an open regular file, on a live
+/// device-mapper device, on a file system with physical FIEMAP addresses,
+/// named by the path, and a filemap group with this id on that device.
 pub fn prepare(args: &Args) -> Result<Prepared, Error> {
     let what = format!("fd {}", args.fd);
     let fd = sys::adopt_fd(args.fd).map_err(|e| match e {
@@ -599,6 +599,15 @@ pub fn prepare(args: &Args) -> Result<Prepared, Error> {
     }
 
     let control = dm::Control::open()?;
+    // As libdm binds its handle: the major says device-mapper, only the
+    // kernel says this minor is a live device (and gives its name).
+    let device = control
+        .dev_status(dev)
+        .map_err(|e| Error::refused(&what, e.to_string()))?;
+    verbose!(
+        "File is on device-mapper device {} ({major}:{minor})",
+        device.name
+    );
     let mut engine = Engine::new(DmDevice { control, dev }, args.group_id);
     let what = format!("group {}", args.group_id);
     let loaded = engine.load();
