@@ -303,7 +303,8 @@ impl<U: Updater, S: Scanner> Daemon<U, S> {
         };
         let after = self.group.group_id();
         if after != before {
-            info!("group_id changed from {before} to {after}");
+            // C's line, and like C a warning: the id dmstats printed is stale.
+            warn!("group_id changed from {before} to {after}");
         }
         match outcome {
             Outcome::Unchanged => debug!("Group {after} already matches {} extents", extents.len()),
