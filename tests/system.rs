@@ -279,10 +279,15 @@ fn probe_params(parent: u32) -> PathBuf {
     std::env::temp_dir().join(format!("dmfilemapd-detach-probe-{parent}"))
 }
 
-#[test]
-fn detached_copy_has_its_own_session_and_only_the_monitored_fd() {
+/// Detach a copy of this test binary (silently or not) and return what it
+/// saw of itself, one fact a line, and its descriptors as `<n> -> <target>`.
+fn detach_and_report(silent: bool) -> String {
     use std::os::fd::{AsRawFd, IntoRawFd};
-    let dir = TempDir::new("detach");
+    let dir = TempDir::new(if silent {
+        "detach-silent"
+    } else {
+        "detach-loud"
+    });
     let kept = dmfilemapd::sys::adopt_fd(File::open(dir.file("kept", b"x")).unwrap().into_raw_fd())
         .unwrap();
     // A descriptor the caller forgot to close: inherited, then closed by the copy.
@@ -293,7 +298,7 @@ fn detached_copy_has_its_own_session_and_only_the_monitored_fd() {
     let params = probe_params(std::process::id());
     fs::write(
         &params,
-        format!("{}\n{}\n", kept.as_raw_fd(), report.display()),
+        format!("{}\n{}\n{silent}\n", kept.as_raw_fd(), report.display()),
     )
     .unwrap();
 
@@ -314,24 +319,35 @@ fn detached_copy_has_its_own_session_and_only_the_monitored_fd() {
         waited += Duration::from_millis(50);
     }
     fs::remove_file(&params).unwrap();
-    let report = fs::read_to_string(&report).unwrap();
-    let lines: Vec<&str> = report.lines().collect();
-    // Named as we are, so `ps`, `pidof` and `pkill` find the daemon.
-    let comm = fs::read_to_string("/proc/self/comm").unwrap();
-    assert_eq!(lines[0], format!("comm: {}", comm.trim_end()), "{report}");
-    let lines = &lines[1..];
-    assert_eq!(lines[0], "session leader: true", "{report}");
-    assert_eq!(lines[1], "cwd: /", "{report}");
-    let fds: Vec<&str> = lines[2..lines.len() - 1].to_vec();
-    assert!(fds.iter().any(|l| l.ends_with("/kept")), "{report}");
-    assert!(!fds.iter().any(|l| l.ends_with("/stray")), "{report}");
-    for n in 0..3 {
-        assert!(
-            fds.contains(&format!("{n} -> /dev/null").as_str()),
-            "{report}"
-        );
-    }
     drop(stray);
+    fs::read_to_string(&report).unwrap()
+}
+
+// One test for both, as the probe finds its parameters by its parent's pid.
+#[test]
+fn detached_copy_has_its_own_session_and_only_the_monitored_fd() {
+    for silent in [true, false] {
+        let report = detach_and_report(silent);
+        let lines: Vec<&str> = report.lines().collect();
+        // Named as we are, so `ps`, `pidof` and `pkill` find the daemon.
+        let comm = fs::read_to_string("/proc/self/comm").unwrap();
+        assert_eq!(lines[0], format!("comm: {}", comm.trim_end()), "{report}");
+        assert_eq!(lines[1], "session leader: true", "{report}");
+        assert_eq!(lines[2], "cwd: /", "{report}");
+        let fds = &lines[3..lines.len() - 1];
+        assert!(fds.iter().any(|l| l.ends_with("/kept")), "{report}");
+        assert!(!fds.iter().any(|l| l.ends_with("/stray")), "{report}");
+        for n in 0..3 {
+            // Verbose: the log goes where the caller's stdio goes (if open).
+            let want = match fs::read_link(format!("/proc/self/fd/{n}")) {
+                _ if silent => Some("/dev/null".to_owned()),
+                Ok(link) => Some(link.to_string_lossy().into_owned()),
+                Err(_) => None,
+            };
+            let seen = fds.iter().find_map(|l| l.strip_prefix(&format!("{n} -> ")));
+            assert_eq!(seen, want.as_deref(), "{report}");
+        }
+    }
 }
 
 #[test]
@@ -346,7 +362,8 @@ fn detach_probe() {
     let mut params = params.lines();
     let kept: i32 = params.next().unwrap().parse().unwrap();
     let report = PathBuf::from(params.next().unwrap());
-    dmfilemapd::sys::detach(true, kept).unwrap();
+    let silent: bool = params.next().unwrap().parse().unwrap();
+    dmfilemapd::sys::detach(silent, kept).unwrap();
     let me = rustix::process::getpid();
     let comm = fs::read_to_string("/proc/self/comm").unwrap();
     let mut out = format!(
