@@ -388,7 +388,8 @@ pub struct FileSource {
     /// this cycle's look, closed before sleeping so we never pin a replaced file.
     fd: Option<OwnedFd>,
     ino: u64,
-    /// `None` once the kernel dropped the watch; then timeouts alone wake us.
+    /// `None` once the kernel dropped the watch, or (path mode) when a new
+    /// one could not be made; then timeouts alone wake us.
     watcher: Option<Watcher>,
     told_held: bool,
 }
@@ -454,7 +455,12 @@ impl FileSource {
                 }
                 // Drop the old instance before making the new one: never two.
                 self.watcher = None;
-                self.watcher = Some(Watcher::new(&fd).map_err(|e| Error::io("inotify", e))?);
+                // Out of inotify instances (a limit shared with every other
+                // program of the user) is no reason to stop: the fstat
+                // stamp still catches changes, at the check interval.
+                self.watcher = Watcher::new(&fd)
+                    .inspect_err(|e| warn!("Cannot watch {}: {e}", self.path.display()))
+                    .ok();
                 self.ino = ino;
             }
             self.fd = Some(fd);
