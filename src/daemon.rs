@@ -552,7 +552,13 @@ pub struct Prepared {
 /// The checks of the man page: an open regular file, on a live
 /// device-mapper device, on a file system with physical FIEMAP addresses,
 /// named by the path, and a filemap group with this id on that device.
-pub fn prepare(args: &Args) -> Result<Prepared, Error> {
+///
+/// The `detached` copy runs after the caller has seen every check pass and
+/// moved on: by then the file may have been renamed, unlinked or replaced
+/// (a script that maps a file and moves it at once), which is for the loop
+/// to follow, not a reason to refuse. So it neither looks at the path again
+/// nor repeats the FIEMAP probe (a sync of the whole file).
+pub fn prepare(args: &Args, detached: bool) -> Result<Prepared, Error> {
     let what = format!("fd {}", args.fd);
     let fd = sys::adopt_fd(args.fd).map_err(|e| match e {
         Errno::BADF => Error::refused(&what, "not an open file descriptor"),
@@ -591,18 +597,19 @@ pub fn prepare(args: &Args) -> Result<Prepared, Error> {
             "file is on btrfs, whose FIEMAP gives no physical addresses",
         ));
     }
-    fiemap::scan(&fd).map_err(|e| Error::refused(&what, e.to_string()))?;
-
-    #[allow(clippy::unnecessary_cast)]
-    let same =
-        rustix::fs::stat(&args.path).is_ok_and(|p| p.st_dev as u64 == dev && p.st_ino == st.st_ino);
-    // In inode mode too: a path that names another file means the caller
-    // handed us the wrong fd, and we would report on the wrong file.
-    if !same {
-        return Err(Error::refused(
-            format!("path {}", args.path.display()),
-            format!("does not name the file of fd {}", args.fd),
-        ));
+    if !detached {
+        fiemap::scan(&fd).map_err(|e| Error::refused(&what, e.to_string()))?;
+        #[allow(clippy::unnecessary_cast)]
+        let same = rustix::fs::stat(&args.path)
+            .is_ok_and(|p| p.st_dev as u64 == dev && p.st_ino == st.st_ino);
+        // In inode mode too: a path that names another file means the caller
+        // handed us the wrong fd, and we would report on the wrong file.
+        if !same {
+            return Err(Error::refused(
+                format!("path {}", args.path.display()),
+                format!("does not name the file of fd {}", args.fd),
+            ));
+        }
     }
 
     let control = dm::Control::open()?;

@@ -52,7 +52,7 @@ fn run(args: &Args) -> Result<(), dmfilemapd::Error> {
         sys::close_stray_fds(args.fd).map_err(|e| dmfilemapd::Error::io("/proc/self/fd", e))?;
     }
 
-    let prepared = daemon::prepare(args)?;
+    let prepared = daemon::prepare(args, detached)?;
 
     if !args.foreground && !detached {
         let argv0 = std::env::args_os()
