@@ -154,8 +154,14 @@ pub fn detach(silent: bool, keep: RawFd) -> io::Result<()> {
 /// a scan of `/proc/*/fd/*`. Only links to unlinked files (` (deleted)`) are
 /// stat'ed: the file we look for has no name left, and stat on an arbitrary
 /// link could wait on a hung network mount.
+///
+/// Other copies of this program do not count: two daemons following one
+/// file (two groups mapping it) would otherwise keep each other running
+/// for ever once its last user closed it.
 pub fn open_elsewhere(dev: u64, ino: u64) -> io::Result<bool> {
     let me = std::process::id().to_string();
+    let program = |exe: &Path| rustix::fs::stat(exe).ok().map(|st| (st.st_dev, st.st_ino));
+    let ours = program(Path::new("/proc/self/exe"));
     for proc_entry in std::fs::read_dir("/proc")? {
         let Ok(proc_entry) = proc_entry else { continue };
         let pid = proc_entry.file_name();
@@ -164,13 +170,13 @@ pub fn open_elsewhere(dev: u64, ino: u64) -> io::Result<bool> {
             continue;
         }
         // Processes that exit, or that we may not look into, are skipped.
-        let Ok(fds) = std::fs::read_dir(proc_entry.path().join("fd")) else {
+        let Ok(mut fds) = std::fs::read_dir(proc_entry.path().join("fd")) else {
             continue;
         };
-        for fd in fds.flatten() {
-            if holds(&fd.path(), dev, ino) {
-                return Ok(true);
-            }
+        if fds.any(|fd| fd.is_ok_and(|fd| holds(&fd.path(), dev, ino)))
+            && (ours.is_none() || program(&proc_entry.path().join("exe")) != ours)
+        {
+            return Ok(true);
         }
     }
     Ok(false)

@@ -162,6 +162,37 @@ fn holder_scan_ignores_a_different_file() {
     child.wait().unwrap();
 }
 
+#[test]
+fn holder_scan_ignores_other_copies_of_this_program() {
+    let dir = TempDir::new("holder-copy");
+    let path = dir.file("f", b"data");
+    let meta = fs::metadata(&path).unwrap();
+    let (dev, ino) = (meta.dev(), meta.ino());
+    // Another daemon following the same file (a second group on it).
+    let mut copy = Command::new(std::env::args_os().next().unwrap())
+        .args(["hold_probe", "--exact", "--ignored", "--quiet"])
+        .env("DMFILEMAPD_HOLD_PROBE", "1")
+        .stdin(File::open(&path).unwrap())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    fs::remove_file(&path).unwrap();
+    // spawn returns once the copy runs (exec done); it does hold the file.
+    let held = fs::metadata(format!("/proc/{}/fd/0", copy.id())).unwrap();
+    assert_eq!((held.dev(), held.ino()), (dev, ino));
+    assert!(!open_elsewhere(dev, ino).unwrap());
+    copy.kill().unwrap();
+    copy.wait().unwrap();
+}
+
+#[test]
+#[ignore = "run by holder_scan_ignores_other_copies_of_this_program"]
+fn hold_probe() {
+    if std::env::var_os("DMFILEMAPD_HOLD_PROBE").is_some() {
+        std::thread::sleep(PATIENCE);
+    }
+}
+
 fn source(mode: Mode, path: &Path) -> FileSource {
     let fd: OwnedFd = File::open(path).unwrap().into();
     FileSource::new(mode, path.to_owned(), fd).unwrap()
