@@ -577,6 +577,11 @@ pub fn prepare(args: &Args, detached: bool) -> Result<Prepared, Error> {
     }
     #[allow(clippy::unnecessary_cast)]
     let dev = st.st_dev as u64;
+    // First of the checks that can race with the caller: libdm does not
+    // wait for us, so the file may be moved any moment after it forked.
+    if !detached {
+        check_path(args, &st)?;
+    }
     let (major, minor) = (rustix::fs::major(dev), rustix::fs::minor(dev));
     let dm_major = dm::dm_major()
         .map_err(|e| Error::refused(&what, format!("file is on device {major}:{minor}; {e}")))?;
@@ -599,17 +604,6 @@ pub fn prepare(args: &Args, detached: bool) -> Result<Prepared, Error> {
     }
     if !detached {
         fiemap::scan(&fd).map_err(|e| Error::refused(&what, e.to_string()))?;
-        #[allow(clippy::unnecessary_cast)]
-        let same = rustix::fs::stat(&args.path)
-            .is_ok_and(|p| p.st_dev as u64 == dev && p.st_ino == st.st_ino);
-        // In inode mode too: a path that names another file means the caller
-        // handed us the wrong fd, and we would report on the wrong file.
-        if !same {
-            return Err(Error::refused(
-                format!("path {}", args.path.display()),
-                format!("does not name the file of fd {}", args.fd),
-            ));
-        }
     }
 
     let control = dm::Control::open()?;
@@ -646,6 +640,26 @@ pub fn prepare(args: &Args, detached: bool) -> Result<Prepared, Error> {
         Err(e) => return Err(Error::refused(what, e.to_string())),
     }
     Ok(Prepared { fd, engine })
+}
+
+/// The path must name the fd's file, in inode mode too: a path that names
+/// another file means the caller handed us the wrong fd, and we would report
+/// on the wrong file. But an unlinked file has no name to check, and in
+/// inode mode following it is the daemon's job (a caller that maps a file
+/// and removes it at once, while it still holds it open).
+fn check_path(args: &Args, st: &Stat) -> Result<(), Error> {
+    if args.mode == Mode::Inode && st.st_nlink == 0 {
+        return Ok(());
+    }
+    let same =
+        rustix::fs::stat(&args.path).is_ok_and(|p| p.st_dev == st.st_dev && p.st_ino == st.st_ino);
+    if !same {
+        return Err(Error::refused(
+            format!("path {}", args.path.display()),
+            format!("does not name the file of fd {}", args.fd),
+        ));
+    }
+    Ok(())
 }
 
 fn kind_name(kind: FileType) -> &'static str {
