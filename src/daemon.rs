@@ -553,8 +553,8 @@ pub struct Prepared {
 /// device-mapper device, on a file system with physical FIEMAP addresses,
 /// named by the path, and a filemap group with this id on that device.
 ///
-/// The `detached` copy runs after the caller has seen every check pass and
-/// moved on: by then the file may have been renamed, unlinked or replaced
+/// The `detached` copy runs after the first process passed every check and
+/// exited 0: by then the file may have been renamed, unlinked or replaced
 /// (a script that maps a file and moves it at once), which is for the loop
 /// to follow, not a reason to refuse. So it neither looks at the path again
 /// nor repeats the FIEMAP probe (a sync of the whole file).
