@@ -135,6 +135,9 @@ pub fn spawn_detached(argv0: OsString, args: &[OsString]) -> io::Result<u32> {
 /// In the detached copy: a session of our own, `/` as working directory (so
 /// no mount is held busy), stdio on `/dev/null` when silent, no stray fds.
 pub fn detach(silent: bool, keep: RawFd) -> io::Result<()> {
+    // Executed as /proc/self/exe, the kernel named us "exe": take our name
+    // back so `pidof dmfilemapd`, `ps` and `killall` find the daemon.
+    rustix::thread::set_name(c"dmfilemapd")?;
     rustix::process::setsid()?;
     rustix::process::chdir("/")?;
     if silent {

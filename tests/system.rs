@@ -318,7 +318,9 @@ fn detached_copy_has_its_own_session_and_only_the_monitored_fd() {
     let lines: Vec<&str> = report.lines().collect();
     assert_eq!(lines[0], "session leader: true", "{report}");
     assert_eq!(lines[1], "cwd: /", "{report}");
-    let fds: Vec<&str> = lines[2..lines.len() - 1].to_vec();
+    // Run as /proc/self/exe the kernel names us "exe"; pidof must find us.
+    assert_eq!(lines[2], "comm: dmfilemapd", "{report}");
+    let fds: Vec<&str> = lines[3..lines.len() - 1].to_vec();
     assert!(fds.iter().any(|l| l.ends_with("/kept")), "{report}");
     assert!(!fds.iter().any(|l| l.ends_with("/stray")), "{report}");
     for n in 0..3 {
@@ -345,9 +347,13 @@ fn detach_probe() {
     dmfilemapd::sys::detach(true, kept).unwrap();
     let me = rustix::process::getpid();
     let mut out = format!(
-        "session leader: {}\ncwd: {}\n",
+        "session leader: {}\ncwd: {}\ncomm: {}\n",
         rustix::process::getsid(None).unwrap() == me,
-        std::env::current_dir().unwrap().display()
+        std::env::current_dir().unwrap().display(),
+        // The harness runs us on a thread; the daemon runs it on its main one.
+        fs::read_to_string("/proc/thread-self/comm")
+            .unwrap()
+            .trim_end()
     );
     let mut entries: Vec<(i32, PathBuf)> = fs::read_dir("/proc/self/fd")
         .unwrap()
