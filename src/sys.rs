@@ -3,14 +3,14 @@
 //! The third and last place with `unsafe`.
 //!
 //! Detaching does not fork: a forked child of a Rust program may only call
-//! async-signal-safe functions, so we re-execute ourselves with
-//! [`DETACHED_ENV`] set, and the parent exits.
+//! async-signal-safe functions, so we re-execute ourselves (`/proc/self/exe`)
+//! with [`DETACHED_ENV`] set, and the parent exits.
 
 use std::ffi::OsString;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use rustix::io::{Errno, FdFlags};
 // rustix publishes its signal-mask calls only under this rotating name (the
@@ -112,7 +112,7 @@ pub fn close_stray_fds(keep: RawFd) -> io::Result<()> {
 
 /// Start the detached copy of ourselves; returns its pid.
 pub fn spawn_detached(argv0: OsString, args: &[OsString]) -> io::Result<u32> {
-    let child = std::process::Command::new(own_binary())
+    let child = std::process::Command::new("/proc/self/exe")
         .arg0(argv0)
         .args(args)
         .env(DETACHED_ENV, "1")
@@ -120,21 +120,12 @@ pub fn spawn_detached(argv0: OsString, args: &[OsString]) -> io::Result<u32> {
     Ok(child.id())
 }
 
-/// The file we run from. The kernel names a process (`comm`, what `ps`,
-/// `pidof` and `pkill` match) after the file it executes, so executing
-/// `/proc/self/exe` itself would leave the daemon called `exe`. That link
-/// is only the fallback, for a binary deleted (upgraded) since we started.
-fn own_binary() -> PathBuf {
-    const LINK: &str = "/proc/self/exe";
-    match std::fs::read_link(LINK) {
-        Ok(path) if !path.as_os_str().as_encoded_bytes().ends_with(b" (deleted)") => path,
-        _ => PathBuf::from(LINK),
-    }
-}
-
 /// In the detached copy: a session of our own, `/` as working directory (so
 /// no mount is held busy), stdio on `/dev/null` when silent, no stray fds.
 pub fn detach(silent: bool, keep: RawFd) -> io::Result<()> {
+    // Executed as /proc/self/exe, the kernel named us "exe": take our name
+    // back so `pidof dmfilemapd`, `ps` and `killall` find the daemon.
+    rustix::thread::set_name(c"dmfilemapd")?;
     rustix::process::setsid()?;
     rustix::process::chdir("/")?;
     if silent {

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs everything the tests need on a fresh Debian 12 machine. Idempotent:
+# a second run only checks. Nothing fetched here is committed; the kernel and
+# user-space debs for the VM are cached under tests/vm/cache by tests/vm/run.sh.
+set -euo pipefail
+
+need_pkgs=(qemu-system-x86 busybox-static cpio xfsprogs e2fsprogs dmsetup kmod)
+missing=()
+for p in "${need_pkgs[@]}"; do
+    dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed' || missing+=("$p")
+done
+
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+
+if [ "${#missing[@]}" -gt 0 ]; then
+    echo "setup: installing ${missing[*]}"
+    $SUDO apt-get update -q
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+else
+    # run.sh downloads debs with apt-get download, which needs package lists.
+    if ! ls /var/lib/apt/lists/*_Packages >/dev/null 2>&1; then
+        $SUDO apt-get update -q
+    fi
+fi
+
+if ! rustup target list --installed | grep -qx x86_64-unknown-linux-musl; then
+    echo "setup: adding the musl target"
+    rustup target add x86_64-unknown-linux-musl
+fi
+
+echo "setup: ok"

@@ -1,0 +1,67 @@
+#!/bin/sh
+# First thing the VM runs (busybox init's sysinit). Brings up dm, loop, ext4,
+# xfs and btrfs, makes one linear dm device per file system over a sparse file
+# in tmpfs, then runs the scenarios named in /t/list, one shell each, and
+# reports on ttyS1, which run.sh reads. Powers off at the end, whatever happens.
+export PATH=/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+export DM_DISABLE_UDEV=1
+export HOME=/root
+
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev
+mount -t tmpfs tmp /tmp
+mount -t tmpfs run /run
+
+report() { echo "$*" > /dev/ttyS1; }
+finish() {
+    sync
+    poweroff -f
+    sleep 10
+}
+
+for m in $(cat /lib/modules/order); do
+    insmod "/lib/modules/$m" || report "BOOT insmod $m failed"
+done
+
+. /t/lib.sh
+[ -f /t/env ] && . /t/env
+
+uptime_cs() { awk '{ split($1, a, "."); print a[1] * 100 + a[2] }' /proc/uptime; }
+secs() { awk -v c="$1" 'BEGIN { printf "%d.%02d", c / 100, c % 100 }'; }
+
+report "BOOT up at $(secs "$(uptime_cs)") s, kernel $(uname -r)"
+
+t0=$(uptime_cs)
+if ! setup_devices > /tmp/setup.log 2>&1; then
+    cat /tmp/setup.log
+    report "BOOT device setup failed: $(tail -1 /tmp/setup.log)"
+    finish
+fi
+report "BOOT devices ready in $(secs $(($(uptime_cs) - t0))) s"
+
+for name in $(cat /t/list); do
+    reset_world > /tmp/reset.log 2>&1 || report "BOOT reset before $name: $(tail -1 /tmp/reset.log)"
+    t0=$(uptime_cs)
+    if [ ! -f "/t/scenarios/$name.sh" ]; then
+        report "FAIL $name: no such scenario"
+        continue
+    fi
+    timeout -s KILL "${SCENARIO_TIMEOUT:-120}" sh -c ". /t/lib.sh; . /t/scenarios/$name.sh" \
+        > "/tmp/out.$name" 2>&1 < /dev/null
+    rc=$?
+    took=$(secs $(($(uptime_cs) - t0)))
+    echo "=== $name rc=$rc ($took s)"
+    cat "/tmp/out.$name"
+    if [ "$rc" -eq 0 ]; then
+        report "PASS $name ($took s)"
+    else
+        why=$(sed -n 's/^FAIL: //p' "/tmp/out.$name" | tail -1)
+        [ -n "$why" ] || why="exit status $rc"
+        [ "$rc" -eq 137 ] && why="killed after ${SCENARIO_TIMEOUT:-120} s (hang)"
+        report "FAIL $name: $why ($took s)"
+        tail -n 12 "/tmp/out.$name" | sed 's/^/| /' > /dev/ttyS1
+    fi
+done
+report "DONE"
+finish

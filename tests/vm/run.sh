@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# Runs the VM scenarios against the real kernel: builds the static binary and
+# the initramfs, boots Debian 12's kernel under qemu (software emulation) and
+# runs each scenario in the guest. Prints "PASS name" / "FAIL name: why" per
+# scenario and ends with "N passed, N failed"; exits non-zero on any failure or
+# if the VM did not finish.
+#
+# usage: tests/vm/run.sh [SCENARIO|FILE.sh ...]   (default: every scenario)
+# env:   DMFILEMAPD=path  use this binary instead of building one
+#        VM_SHOW=1        print the whole console log (also kept in tests/vm/work)
+#        SCENARIO_TIMEOUT seconds before a scenario counts as hung (default 90)
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+cache=$here/cache
+work=$here/work
+mkdir -p "$cache" "$work"
+
+scenarios=()
+if [ $# -eq 0 ]; then
+    for f in "$here"/scenarios/*.sh; do scenarios+=("$f"); done
+else
+    for a in "$@"; do
+        case $a in
+            */*|*.sh) scenarios+=("$(realpath "$a")") ;;
+            *) scenarios+=("$here/scenarios/$a.sh") ;;
+        esac
+    done
+fi
+for f in "${scenarios[@]}"; do
+    [ -f "$f" ] || { echo "run.sh: no scenario $f" >&2; exit 2; }
+done
+
+# The daemon: one static binary, first on the guest's PATH.
+if [ -z "${DMFILEMAPD:-}" ]; then
+    target_dir=${CARGO_TARGET_DIR:-$repo/target}
+    (cd "$repo" && cargo build --release --target x86_64-unknown-linux-musl --quiet)
+    DMFILEMAPD=$target_dir/x86_64-unknown-linux-musl/release/dmfilemapd
+fi
+[ -x "$DMFILEMAPD" ] || { echo "run.sh: no binary at $DMFILEMAPD" >&2; exit 2; }
+
+t_build=$(date +%s.%N)
+kernel=$(bash "$here/initramfs.sh" "$cache" "$work/base.cpio.gz")
+
+# The per-run archive, appended to the cached base (the kernel unpacks both).
+over=$(mktemp -d)
+trap 'rm -rf "$over"' EXIT
+mkdir -p "$over/t/scenarios" "$over/usr/local/bin"
+cp "$here/guest/boot.sh" "$here/guest/lib.sh" "$over/t/"
+: > "$over/t/list"
+for f in "${scenarios[@]}"; do
+    name=$(basename "$f" .sh)
+    cp "$f" "$over/t/scenarios/$name.sh"
+    echo "$name" >> "$over/t/list"
+done
+cp "$DMFILEMAPD" "$over/usr/local/bin/dmfilemapd"
+echo "SCENARIO_TIMEOUT=${SCENARIO_TIMEOUT:-90}" > "$over/t/env"
+(cd "$over" && find . | LC_ALL=C sort | cpio -o -H newc --quiet | gzip -1) > "$work/over.cpio.gz"
+cat "$work/base.cpio.gz" "$work/over.cpio.gz" > "$work/initrd.img"
+
+n=${#scenarios[@]}
+guard=$((120 + n * ${SCENARIO_TIMEOUT:-90}))
+[ $guard -le 3600 ] || guard=3600
+rm -f "$work/console.log" "$work/results.log"
+echo "vm: booting $(basename "$kernel") with $n scenario(s), guard ${guard}s"
+t_boot=$(date +%s.%N)
+set +e
+timeout -k 10 "$guard" qemu-system-x86_64 \
+    -machine q35,accel=tcg -cpu max -smp 2 -m 4G \
+    -nodefaults -no-user-config -display none -no-reboot \
+    -kernel "$kernel" -initrd "$work/initrd.img" \
+    -append "console=ttyS0 rdinit=/init panic=-1 loglevel=4 mitigations=off" \
+    -serial "file:$work/console.log" -serial "file:$work/results.log" \
+    > "$work/qemu.log" 2>&1
+qrc=$?
+set -e
+t_end=$(date +%s.%N)
+
+if [ "${VM_SHOW:-0}" = 1 ]; then
+    tr -d '\r' < "$work/console.log"
+elif [ "${VM_DEMO:-0}" = 1 ]; then
+    # The scenario's own output, without the kernel's messages.
+    tr -d '\r' < "$work/console.log" | sed -n '/^=== /,$p' | grep -v '^\[ *[0-9.]*\] '
+fi
+
+results=$(tr -d '\r' < "$work/results.log" 2>/dev/null || true)
+passed=0
+failed=0
+done_seen=0
+while IFS= read -r line; do
+    case $line in
+        "PASS "*) passed=$((passed + 1)); echo "$line" ;;
+        "FAIL "*) failed=$((failed + 1)); echo "$line" ;;
+        DONE) done_seen=1 ;;
+        *) echo "  $line" ;;
+    esac
+done <<< "$results"
+
+# A scenario that never reported (the VM died or hung) counts as failed.
+for f in "${scenarios[@]}"; do
+    name=$(basename "$f" .sh)
+    if ! grep -qE "^(PASS|FAIL) $name( |:)" <<< "$results"; then
+        echo "FAIL $name: no result (the VM stopped before it finished)"
+        failed=$((failed + 1))
+    fi
+done
+if [ $done_seen -eq 0 ]; then
+    echo "vm: the guest did not finish (qemu exit $qrc); last console lines:"
+    tr -d '\r' < "$work/console.log" | tail -n 30 | sed 's/^/  /'
+    [ $failed -gt 0 ] || failed=1
+fi
+awk -v a="$t_build" -v b="$t_boot" -v c="$t_end" \
+    'BEGIN { printf "vm: initramfs %.1f s, VM %.1f s (console log: tests/vm/work/console.log)\n", b - a, c - b }'
+echo "$passed passed, $failed failed"
+[ $failed -eq 0 ]

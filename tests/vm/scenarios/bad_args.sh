@@ -1,0 +1,30 @@
+# Bad command lines: exit 1 with one clear line, before forking.
+f=/mnt/ext4/ba
+make_fragmented "$f" 1
+gid=$(map "$f" --nomonitor)
+D="exec 5< $f; exec dmfilemapd"
+REFUSE_LINES=2 refuse "no arguments" "$D"
+REFUSE_LINES=2 refuse "three arguments" "$D 5 $gid $f"
+refuse "fd -1" "$D -1 $gid $f inode 1 0"
+refuse "fd abc" "$D abc $gid $f inode 1 0"
+refuse "fd empty" "$D '' $gid $f inode 1 0"
+refuse "fd overflowing" "$D 99999999999999999999 $gid $f inode 1 0"
+refuse "fd 2^31" "$D 2147483648 $gid $f inode 1 0"
+refuse "group -1" "$D 5 -1 $f inode 1 0"
+refuse "group empty" "$D 5 '' $f inode 1 0"
+refuse "group 2^64" "$D 5 18446744073709551616 $f inode 1 0"
+refuse "group x" "$D 5 x $f inode 1 0"
+refuse "group 1x" "$D 5 1x $f inode 1 0"
+refuse "path empty" "$D 5 $gid '' inode 1 0"
+refuse "path relative" "$D 5 $gid mnt/ext4/ba inode 1 0"
+refuse "mode empty" "$D 5 $gid $f '' 1 0"
+refuse "mode bogus" "$D 5 $gid $f bogus 1 0"
+refuse "mode INODE" "$D 5 $gid $f INODE 1 0"
+refuse "foreground empty" "$D 5 $gid $f inode '' 0"
+refuse "foreground x" "$D 5 $gid $f inode x 0"
+refuse "foreground overflowing" "$D 5 $gid $f inode 99999999999999999999 0"
+refuse "verbose 4" "$D 5 $gid $f inode 1 4"
+refuse "verbose -1" "$D 5 $gid $f inode 1 -1"
+refuse "verbose empty" "$D 5 $gid $f inode 1 ''"
+refuse "verbose overflowing" "$D 5 $gid $f inode 1 99999999999999999999"
+refusals_done

@@ -1,0 +1,8 @@
+# path mode: when the path goes away for good, the daemon exits.
+f=/mnt/ext4/prm
+make_fragmented "$f" 1
+map "$f" --follow path > /dev/null
+pid=$(one_daemon)
+expect_group ext4 prm "$f"
+run rm "$f"
+wait_exit "$pid" 5 || fail "daemon still running 5 s after the path was removed"

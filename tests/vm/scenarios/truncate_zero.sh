@@ -1,0 +1,11 @@
+# A file truncated to nothing has no extents: its regions go, the daemon exits
+# (C leaves stale regions behind).
+f=/mnt/ext4/tz
+make_fragmented "$f" 1
+map "$f" > /dev/null
+pid=$(one_daemon)
+expect_group ext4 tz "$f"
+run truncate -s 0 "$f"
+wait_exit "$pid" 5 || fail "daemon still running 5 s after truncate to 0"
+left=$(stats_list ext4)
+[ -z "$left" ] || fail "regions left after truncate to 0: $(echo "$left" | head -3 | tr '\n' ';')"

@@ -1,0 +1,16 @@
+# An unlinked file still open elsewhere is still in use: the daemon keeps
+# running until the last other holder closes it, then exits (C exits at once).
+f=/mnt/ext4/unl
+make_fragmented "$f" 1
+map "$f" > /dev/null
+pid=$(one_daemon)
+expect_group ext4 unl "$f"
+sh -c 'exec 3< "$1"; exec sleep 1000' holder "$f" &
+holder=$!
+sleep 0.3
+run rm "$f"
+expect_alive "$pid" 3
+note "daemon $pid alive with the file unlinked and held by $holder"
+kill "$holder"
+wait "$holder" 2> /dev/null
+wait_exit "$pid" 5 || fail "daemon still running 5 s after the last holder closed the file"
