@@ -1,6 +1,8 @@
 //! Process plumbing: the inherited descriptor, the stop signals, detaching
 //! from the caller, and the `/proc` scan for other holders of a file.
-//! The third and last place with `unsafe`.
+//! The third and last module allowed unchecked code (each block has a SAFETY
+//! comment); the crate denies it everywhere else (Cargo.toml `[lints]`).
+#![allow(unsafe_code)]
 //!
 //! Detaching does not fork: a forked child of a Rust program may only call
 //! async-signal-safe functions, so we re-execute ourselves (`/proc/self/exe`)
