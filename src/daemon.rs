@@ -303,7 +303,8 @@ impl<U: Updater, S: Scanner> Daemon<U, S> {
         };
         let after = self.group.group_id();
         if after != before {
-            info!("group_id changed from {before} to {after}");
+            // C's line, and like C a warning: the id dmstats printed is stale.
+            warn!("group_id changed from {before} to {after}");
         }
         match outcome {
             Outcome::Unchanged => debug!("Group {after} already matches {} extents", extents.len()),
@@ -387,7 +388,8 @@ pub struct FileSource {
     /// this cycle's look, closed before sleeping so we never pin a replaced file.
     fd: Option<OwnedFd>,
     ino: u64,
-    /// `None` once the kernel dropped the watch; then timeouts alone wake us.
+    /// `None` once the kernel dropped the watch, or (path mode) when a new
+    /// one could not be made; then timeouts alone wake us.
     watcher: Option<Watcher>,
     told_held: bool,
 }
@@ -453,7 +455,12 @@ impl FileSource {
                 }
                 // Drop the old instance before making the new one: never two.
                 self.watcher = None;
-                self.watcher = Some(Watcher::new(&fd).map_err(|e| Error::io("inotify", e))?);
+                // Out of inotify instances (a limit shared with every other
+                // program of the user) is no reason to stop: the fstat
+                // stamp still catches changes, at the check interval.
+                self.watcher = Watcher::new(&fd)
+                    .inspect_err(|e| warn!("Cannot watch {}: {e}", self.path.display()))
+                    .ok();
                 self.ino = ino;
             }
             self.fd = Some(fd);
@@ -542,10 +549,16 @@ pub struct Prepared {
     pub engine: Engine<DmDevice>,
 }
 
-/// The checks of the man page: an open regular file, on a device-mapper
-/// device, on a file system with physical FIEMAP addresses, named by the path
-/// (path mode), and a filemap group with this id on that device.
-pub fn prepare(args: &Args) -> Result<Prepared, Error> {
+/// The checks of the man page: an open regular file, on a live
+/// device-mapper device, on a file system with physical FIEMAP addresses,
+/// named by the path, and a filemap group with this id on that device.
+///
+/// The `detached` copy runs after the first process passed every check and
+/// exited 0: by then the file may have been renamed, unlinked or replaced
+/// (a script that maps a file and moves it at once), which is for the loop
+/// to follow, not a reason to refuse. So it neither looks at the path again
+/// nor repeats the FIEMAP probe (a sync of the whole file).
+pub fn prepare(args: &Args, detached: bool) -> Result<Prepared, Error> {
     let what = format!("fd {}", args.fd);
     let fd = sys::adopt_fd(args.fd).map_err(|e| match e {
         Errno::BADF => Error::refused(&what, "not an open file descriptor"),
@@ -564,6 +577,11 @@ pub fn prepare(args: &Args) -> Result<Prepared, Error> {
     }
     #[allow(clippy::unnecessary_cast)]
     let dev = st.st_dev as u64;
+    // First of the checks that can race with the caller: libdm does not
+    // wait for us, so the file may be moved any moment after it forked.
+    if !detached {
+        check_path(args, &st)?;
+    }
     let (major, minor) = (rustix::fs::major(dev), rustix::fs::minor(dev));
     let dm_major = dm::dm_major()
         .map_err(|e| Error::refused(&what, format!("file is on device {major}:{minor}; {e}")))?;
@@ -584,23 +602,20 @@ pub fn prepare(args: &Args) -> Result<Prepared, Error> {
             "file is on btrfs, whose FIEMAP gives no physical addresses",
         ));
     }
-    fiemap::scan(&fd).map_err(|e| Error::refused(&what, e.to_string()))?;
-
-    #[allow(clippy::unnecessary_cast)]
-    let same =
-        rustix::fs::stat(&args.path).is_ok_and(|p| p.st_dev as u64 == dev && p.st_ino == st.st_ino);
-    if !same {
-        let why = format!("does not name the file of fd {}", args.fd);
-        match args.mode {
-            Mode::Path => return Err(Error::refused(format!("path {}", args.path.display()), why)),
-            Mode::Inode => warn!(
-                "Path {} {why}: following the file of the fd.",
-                args.path.display()
-            ),
-        }
+    if !detached {
+        fiemap::scan(&fd).map_err(|e| Error::refused(&what, e.to_string()))?;
     }
 
     let control = dm::Control::open()?;
+    // As libdm binds its handle: the major says device-mapper, only the
+    // kernel says this minor is a live device (and gives its name).
+    let device = control
+        .dev_status(dev)
+        .map_err(|e| Error::refused(&what, e.to_string()))?;
+    verbose!(
+        "File is on device-mapper device {} ({major}:{minor})",
+        device.name
+    );
     let mut engine = Engine::new(DmDevice { control, dev }, args.group_id);
     let what = format!("group {}", args.group_id);
     let loaded = engine.load();
@@ -625,6 +640,26 @@ pub fn prepare(args: &Args) -> Result<Prepared, Error> {
         Err(e) => return Err(Error::refused(what, e.to_string())),
     }
     Ok(Prepared { fd, engine })
+}
+
+/// The path must name the fd's file, in inode mode too: a path that names
+/// another file means the caller handed us the wrong fd, and we would report
+/// on the wrong file. But an unlinked file has no name to check, and in
+/// inode mode following it is the daemon's job (a caller that maps a file
+/// and removes it at once, while it still holds it open).
+fn check_path(args: &Args, st: &Stat) -> Result<(), Error> {
+    if args.mode == Mode::Inode && st.st_nlink == 0 {
+        return Ok(());
+    }
+    let same =
+        rustix::fs::stat(&args.path).is_ok_and(|p| p.st_dev == st.st_dev && p.st_ino == st.st_ino);
+    if !same {
+        return Err(Error::refused(
+            format!("path {}", args.path.display()),
+            format!("does not name the file of fd {}", args.fd),
+        ));
+    }
+    Ok(())
 }
 
 fn kind_name(kind: FileType) -> &'static str {

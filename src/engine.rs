@@ -163,6 +163,19 @@ struct Ours {
     template: Descriptor,
 }
 
+impl Ours {
+    fn of(group: &Group) -> Self {
+        Ours {
+            aux: group
+                .members
+                .iter()
+                .map(|r| (r.id, r.aux_data.clone()))
+                .collect(),
+            template: group.descriptor.clone(),
+        }
+    }
+}
+
 impl<D: Device> Engine<D> {
     pub fn new(dev: D, group_id: RegionId) -> Self {
         Engine {
@@ -293,14 +306,7 @@ impl<D: Device> Engine<D> {
             ));
         }
 
-        let mut ours = Ours {
-            aux: group
-                .members
-                .iter()
-                .map(|r| (r.id, r.aux_data.clone()))
-                .collect(),
-            template: group.descriptor.clone(),
-        };
+        let mut ours = Ours::of(&group);
         let mut summary = Summary {
             extents: extents.len(),
             kept: plan.keep.len(),
@@ -390,14 +396,7 @@ impl<D: Device> Engine<D> {
     pub fn remove(&mut self) -> Result<Summary, EngineError> {
         let sent = self.messages;
         let group = self.load()?.ok_or(EngineError::GroupGone(self.group_id))?;
-        let mut ours = Ours {
-            aux: group
-                .members
-                .iter()
-                .map(|r| (r.id, r.aux_data.clone()))
-                .collect(),
-            template: group.descriptor.clone(),
-        };
+        let mut ours = Ours::of(&group);
         let mut summary = Summary {
             kept: 0,
             ..Summary::default()

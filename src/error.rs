@@ -1,11 +1,9 @@
 //! The daemon's error, with enough context to be one clear log line.
 
-use crate::{cli, dm, engine, fiemap};
+use crate::{dm, engine, fiemap};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error(transparent)]
-    Usage(#[from] cli::UsageError),
     #[error(transparent)]
     Dm(#[from] dm::DmError),
     #[error(transparent)]

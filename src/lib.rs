@@ -5,9 +5,9 @@
 //! [`stats`] speaks the dm-stats message protocol, [`dm`] carries the messages
 //! to the kernel, and [`fake`] is an in-memory dm-stats used by the tests.
 //!
-//! `unsafe` lives only in [`dm`] and [`fiemap`] (the two ioctl ABIs) and in
-//! [`sys`] (adopting inherited fds and blocking signals), each block with a
-//! SAFETY comment.
+//! Unchecked code is denied crate-wide (Cargo.toml `[lints]`) and allowed
+//! only in [`dm`] and [`fiemap`] (the two ioctl ABIs) and in [`sys`] (adopting
+//! inherited fds and blocking signals), each block with a SAFETY comment.
 
 pub mod cli;
 pub mod daemon;

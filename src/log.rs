@@ -1,6 +1,7 @@
-//! The daemon's log: plain lines on stdout (info and detail) and stderr
-//! (warnings and errors), as C's dmfilemapd writes them. Warnings and errors
-//! always print; the rest needs `verbose >= level`. Once detached at verbose 0
+//! The daemon's log: plain lines, without prefix or level, as C's dmfilemapd
+//! writes them; info and detail on stdout, warnings and errors on stderr (C
+//! puts warnings on stdout, among the chatter). Warnings and errors always
+//! print; the rest needs `verbose >= level`. Once detached at verbose 0
 //! stdio is `/dev/null`, so the daemon is silent.
 //!
 //! Write errors are ignored: a closed pipe must never stop the daemon (and

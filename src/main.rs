@@ -33,6 +33,11 @@ fn main() -> ExitCode {
 
 fn run(args: &Args) -> Result<(), dmfilemapd::Error> {
     let detached = std::env::var_os(sys::DETACHED_ENV).is_some();
+    if args.foreground || detached {
+        // From the start, so a stop during the checks is still a clean exit
+        // 0 at the first cycle, not death by the default action.
+        sys::block_stop_signals().map_err(|e| dmfilemapd::Error::io("sigprocmask", e))?;
+    }
     if detached {
         sys::detach(args.verbose == 0, args.fd).map_err(|e| dmfilemapd::Error::io("detach", e))?;
     } else {
@@ -47,7 +52,7 @@ fn run(args: &Args) -> Result<(), dmfilemapd::Error> {
         sys::close_stray_fds(args.fd).map_err(|e| dmfilemapd::Error::io("/proc/self/fd", e))?;
     }
 
-    let prepared = daemon::prepare(args)?;
+    let prepared = daemon::prepare(args, detached)?;
 
     if !args.foreground && !detached {
         let argv0 = std::env::args_os()
@@ -70,7 +75,6 @@ fn run(args: &Args) -> Result<(), dmfilemapd::Error> {
         return Ok(());
     }
 
-    sys::block_stop_signals().map_err(|e| dmfilemapd::Error::io("sigprocmask", e))?;
     let file = FileSource::new(args.mode, args.path.clone(), prepared.fd)?;
     let mut daemon = Daemon::new(prepared.engine, file);
     let stop = || sys::stop_signal().is_some();

@@ -318,3 +318,37 @@ fn binary_starting_line_is_cs() {
     let out = bin(&["77", "5", "/x", "path", "1", "0"]);
     assert!(out.stdout.is_empty());
 }
+
+#[test]
+fn binary_refuses_a_path_that_does_not_name_the_file() {
+    let dir = tempdir("otherpath");
+    let (ours, other, none) = (dir.join("ours"), dir.join("other"), dir.join("none"));
+    std::fs::write(&ours, b"data").unwrap();
+    std::fs::write(&other, b"data").unwrap();
+    let file = std::fs::File::open(&ours).unwrap();
+    let refused = |mode: &str, path: &std::path::Path| {
+        let path = path.to_str().unwrap();
+        with_inherited(&file, |n| {
+            let out = bin(&[&n, "0", path, mode, "1", "0"]);
+            let err = String::from_utf8(out.stderr).unwrap();
+            let want = format!("dmfilemapd: path {path}: does not name the file of fd {n}\n");
+            (out.status.code(), err == want, err)
+        })
+    };
+    for mode in ["inode", "path"] {
+        for path in [&other, &none] {
+            let (code, named, err) = refused(mode, path);
+            assert_eq!(code, Some(1), "{mode} {path:?}: {err}");
+            assert!(named, "{mode} {path:?}: {err}");
+        }
+    }
+    // Unlinked, the file has no name to check: inode mode follows it (and
+    // here fails later, off device-mapper); path mode has nothing to follow.
+    std::fs::remove_file(&ours).unwrap();
+    let (code, named, err) = refused("inode", &ours);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(!named && !err.contains("does not name"), "{err}");
+    let (_, named, err) = refused("path", &ours);
+    assert!(named, "{err}");
+    std::fs::remove_dir_all(dir).unwrap();
+}

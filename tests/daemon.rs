@@ -401,3 +401,31 @@ fn exit_lines_are_cs() {
         "File contains no extents: exiting."
     );
 }
+
+#[test]
+fn an_event_alone_triggers_a_scan() {
+    // A same-size rewrite that moves blocks (or a defrag): fstat shows
+    // nothing new, only inotify does.
+    let (a, b) = (ext(100, 8), ext(500, 8));
+    let moved: Change = Box::new(move |w, _| {
+        w.extents = vec![b];
+        w.event = true;
+    });
+    let mut sim = sim(&[a], vec![(2_000, moved), (4_000, stop())]);
+    assert_eq!(sim.run().unwrap(), Exit::Stopped);
+    sim.check(&[b]);
+    assert_eq!(sim.world.borrow().version, 0);
+}
+
+#[test]
+fn a_changed_stamp_alone_triggers_a_scan() {
+    // A write through a shared mapping: no inotify event, but fstat moves.
+    let (a, b) = (ext(100, 8), ext(500, 8));
+    let silent: Change = Box::new(move |w, _| {
+        w.extents = vec![a, b];
+        w.version += 1;
+    });
+    let mut sim = sim(&[a], vec![(2_000, silent), (4_000, stop())]);
+    assert_eq!(sim.run().unwrap(), Exit::Stopped);
+    sim.check(&[a, b]);
+}

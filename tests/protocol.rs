@@ -3,7 +3,7 @@
 //! fragments, so that `cargo test` covers the tricky corners every time.
 
 use dmfilemapd::stats::{
-    escape, format_members, msg_set_aux, parse_list, parse_members, split_args, Descriptor,
+    escape, format_members, msg_set_aux, parse_list, parse_members, split_args, Descriptor, Dialect,
 };
 
 /// xorshift64*: enough to spread cases, and the same cases on every run.
@@ -204,4 +204,42 @@ fn lvm2_replies_in_both_dialects() {
         msg_set_aux(1, &d.format()).unwrap(),
         "@stats_set_aux 1 DMS_GROUP=\"disk:\\ a\\ b\":1-2,4#notes"
     );
+}
+
+/// Replies captured from Debian 12's kernel and dmstats in the VM (the seeds
+/// of the `stats_list` fuzz target): a dmstats group, a group with a
+/// histogram, another program's region with spaces in its aux data, and the
+/// same group after its leader was rewritten in lvm2 >= 2.03.23's dialect.
+#[test]
+fn replies_captured_from_the_kernel() {
+    let corpus = concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz/corpus/stats_list/");
+    let bare = std::fs::read_to_string(format!("{corpus}seed-vm-bare")).unwrap();
+    let (regions, skipped) = parse_list(&bare);
+    assert!(skipped.is_empty(), "{skipped:?}");
+    assert_eq!(regions.len(), 130);
+    let leader = Descriptor::parse(&regions[0].aux_data).unwrap().unwrap();
+    assert_eq!(leader.alias, "vmimage");
+    assert_eq!(leader.members, (0..128).collect::<Vec<u64>>());
+    assert_eq!((leader.user.as_str(), leader.dialect), ("", Dialect::Bare));
+    assert_eq!(regions[128].histogram, vec![10, 20, 100]);
+    let other = &regions[129];
+    assert_eq!(
+        (other.program_id.as_str(), other.aux_data.as_str()),
+        ("otherprog", "my aux data")
+    );
+    assert_eq!((other.start, other.len, other.step), (0, 2048, 512));
+
+    let quoted = std::fs::read_to_string(format!("{corpus}seed-vm-quoted")).unwrap();
+    let (regions, skipped) = parse_list(&quoted);
+    assert!(skipped.is_empty(), "{skipped:?}");
+    let leader = Descriptor::parse(&regions[0].aux_data).unwrap().unwrap();
+    assert_eq!(leader.alias, "vm image: one");
+    assert_eq!(
+        (leader.user.as_str(), leader.dialect),
+        ("user data", Dialect::Quoted)
+    );
+    assert_eq!(leader.format(), regions[0].aux_data);
+    for r in regions.iter().chain(parse_list(&bare).0.iter()) {
+        assert_eq!(parse_list(&r.to_line()).0, vec![r.clone()]);
+    }
 }

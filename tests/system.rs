@@ -162,6 +162,37 @@ fn holder_scan_ignores_a_different_file() {
     child.wait().unwrap();
 }
 
+#[test]
+fn holder_scan_ignores_other_copies_of_this_program() {
+    let dir = TempDir::new("holder-copy");
+    let path = dir.file("f", b"data");
+    let meta = fs::metadata(&path).unwrap();
+    let (dev, ino) = (meta.dev(), meta.ino());
+    // Another daemon following the same file (a second group on it).
+    let mut copy = Command::new(std::env::args_os().next().unwrap())
+        .args(["hold_probe", "--exact", "--ignored", "--quiet"])
+        .env("DMFILEMAPD_HOLD_PROBE", "1")
+        .stdin(File::open(&path).unwrap())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    fs::remove_file(&path).unwrap();
+    // spawn returns once the copy runs (exec done); it does hold the file.
+    let held = fs::metadata(format!("/proc/{}/fd/0", copy.id())).unwrap();
+    assert_eq!((held.dev(), held.ino()), (dev, ino));
+    assert!(!open_elsewhere(dev, ino).unwrap());
+    copy.kill().unwrap();
+    copy.wait().unwrap();
+}
+
+#[test]
+#[ignore = "run by holder_scan_ignores_other_copies_of_this_program"]
+fn hold_probe() {
+    if std::env::var_os("DMFILEMAPD_HOLD_PROBE").is_some() {
+        std::thread::sleep(PATIENCE);
+    }
+}
+
 fn source(mode: Mode, path: &Path) -> FileSource {
     let fd: OwnedFd = File::open(path).unwrap().into();
     FileSource::new(mode, path.to_owned(), fd).unwrap()
@@ -279,10 +310,15 @@ fn probe_params(parent: u32) -> PathBuf {
     std::env::temp_dir().join(format!("dmfilemapd-detach-probe-{parent}"))
 }
 
-#[test]
-fn detached_copy_has_its_own_session_and_only_the_monitored_fd() {
+/// Detach a copy of this test binary (silently or not) and return what it
+/// saw of itself, one fact a line, and its descriptors as `<n> -> <target>`.
+fn detach_and_report(silent: bool) -> String {
     use std::os::fd::{AsRawFd, IntoRawFd};
-    let dir = TempDir::new("detach");
+    let dir = TempDir::new(if silent {
+        "detach-silent"
+    } else {
+        "detach-loud"
+    });
     let kept = dmfilemapd::sys::adopt_fd(File::open(dir.file("kept", b"x")).unwrap().into_raw_fd())
         .unwrap();
     // A descriptor the caller forgot to close: inherited, then closed by the copy.
@@ -293,7 +329,7 @@ fn detached_copy_has_its_own_session_and_only_the_monitored_fd() {
     let params = probe_params(std::process::id());
     fs::write(
         &params,
-        format!("{}\n{}\n", kept.as_raw_fd(), report.display()),
+        format!("{}\n{}\n{silent}\n", kept.as_raw_fd(), report.display()),
     )
     .unwrap();
 
@@ -314,20 +350,34 @@ fn detached_copy_has_its_own_session_and_only_the_monitored_fd() {
         waited += Duration::from_millis(50);
     }
     fs::remove_file(&params).unwrap();
-    let report = fs::read_to_string(&report).unwrap();
-    let lines: Vec<&str> = report.lines().collect();
-    assert_eq!(lines[0], "session leader: true", "{report}");
-    assert_eq!(lines[1], "cwd: /", "{report}");
-    let fds: Vec<&str> = lines[2..lines.len() - 1].to_vec();
-    assert!(fds.iter().any(|l| l.ends_with("/kept")), "{report}");
-    assert!(!fds.iter().any(|l| l.ends_with("/stray")), "{report}");
-    for n in 0..3 {
-        assert!(
-            fds.contains(&format!("{n} -> /dev/null").as_str()),
-            "{report}"
-        );
-    }
     drop(stray);
+    fs::read_to_string(&report).unwrap()
+}
+
+// One test for both, as the probe finds its parameters by its parent's pid.
+#[test]
+fn detached_copy_has_its_own_session_and_only_the_monitored_fd() {
+    for silent in [true, false] {
+        let report = detach_and_report(silent);
+        let lines: Vec<&str> = report.lines().collect();
+        assert_eq!(lines[0], "session leader: true", "{report}");
+        assert_eq!(lines[1], "cwd: /", "{report}");
+        // Run as /proc/self/exe the kernel names us "exe"; pidof must find us.
+        assert_eq!(lines[2], "comm: dmfilemapd", "{report}");
+        let fds = &lines[3..lines.len() - 1];
+        assert!(fds.iter().any(|l| l.ends_with("/kept")), "{report}");
+        assert!(!fds.iter().any(|l| l.ends_with("/stray")), "{report}");
+        for n in 0..3 {
+            // Verbose: the log goes where the caller's stdio goes (if open).
+            let want = match fs::read_link(format!("/proc/self/fd/{n}")) {
+                _ if silent => Some("/dev/null".to_owned()),
+                Ok(link) => Some(link.to_string_lossy().into_owned()),
+                Err(_) => None,
+            };
+            let seen = fds.iter().find_map(|l| l.strip_prefix(&format!("{n} -> ")));
+            assert_eq!(seen, want.as_deref(), "{report}");
+        }
+    }
 }
 
 #[test]
@@ -342,12 +392,17 @@ fn detach_probe() {
     let mut params = params.lines();
     let kept: i32 = params.next().unwrap().parse().unwrap();
     let report = PathBuf::from(params.next().unwrap());
-    dmfilemapd::sys::detach(true, kept).unwrap();
+    let silent: bool = params.next().unwrap().parse().unwrap();
+    dmfilemapd::sys::detach(silent, kept).unwrap();
     let me = rustix::process::getpid();
     let mut out = format!(
-        "session leader: {}\ncwd: {}\n",
+        "session leader: {}\ncwd: {}\ncomm: {}\n",
         rustix::process::getsid(None).unwrap() == me,
-        std::env::current_dir().unwrap().display()
+        std::env::current_dir().unwrap().display(),
+        // The harness runs us on a thread; the daemon runs it on its main one.
+        fs::read_to_string("/proc/thread-self/comm")
+            .unwrap()
+            .trim_end()
     );
     let mut entries: Vec<(i32, PathBuf)> = fs::read_dir("/proc/self/fd")
         .unwrap()
