@@ -1,0 +1,23 @@
+# A second daemon on the same group (started by hand, as update_filemap would):
+# the two converge on the file's extents or one exits; never duplicate regions.
+f=/mnt/xfs/r2
+make_fragmented "$f" 1
+gid=$(map "$f")
+pid=$(one_daemon)
+expect_group xfs r2 "$f"
+exec 5< "$f"
+dmfilemapd 5 "$gid" "$f" inode 1 2 > /tmp/second.log 2>&1 &
+second=$!
+exec 5<&-
+for mib in 1 2 3 4; do
+    write_mib "$f" 1 "$mib"
+    xfs_io -c "fpunch $((mib * 1048576 + 8192)) 4096" "$f"
+done
+trap 'echo "--- second daemon:"; tail -n 30 /tmp/second.log' EXIT
+expect_group xfs r2 "$f"
+sleep 1
+expect_group xfs r2 "$f"
+run truncate -s 1500K "$f"
+expect_group xfs r2 "$f"
+note "first daemon $(alive "$pid" && echo running || echo exited), second $(alive "$second" && echo running || echo exited)"
+kill "$second" 2> /dev/null
