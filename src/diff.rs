@@ -80,6 +80,7 @@ pub fn diff(members: &[Member], extents: &[Extent]) -> Plan {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::Rng;
 
     fn ext(start: u64, len: u64) -> Extent {
         Extent { start, len }
@@ -183,20 +184,6 @@ mod tests {
     fn same_start_different_length_is_not_a_match() {
         let p = check(&[mem(0, 0, 8)], &[ext(0, 9)]);
         assert_eq!((p.create, p.delete), (vec![ext(0, 9)], vec![0]));
-    }
-
-    /// xorshift: deterministic, so a failure reproduces.
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-        fn below(&mut self, n: u64) -> u64 {
-            self.next() % n
-        }
     }
 
     #[test]

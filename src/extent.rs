@@ -210,6 +210,7 @@ pub fn check_merge(raw: &[RawExtent], splits: &[usize]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::Rng;
 
     const MIB: u64 = 1 << 20;
 
@@ -376,21 +377,6 @@ mod tests {
             rec(49 * 4096, 7 * 4096, 4096, FIEMAP_EXTENT_LAST),
         ];
         assert_eq!(merge(&raw), vec![ext(800, 384), ext(4000, 8), ext(56, 8)]);
-    }
-
-    /// xorshift: a small deterministic generator so `cargo test` covers the
-    /// fuzz target's property without the fuzzer.
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-        fn below(&mut self, n: u64) -> u64 {
-            self.next() % n
-        }
     }
 
     /// Records shaped like real ones (contiguous runs, repeats, unaligned

@@ -6,24 +6,10 @@ use std::collections::BTreeMap;
 use dmfilemapd::extent::Extent;
 use dmfilemapd::fake::FakeDm;
 use dmfilemapd::stats::{Descriptor, Region, RegionId};
+pub use dmfilemapd::testing::Rng;
 
 pub fn ext(start: u64, len: u64) -> Extent {
     Extent { start, len }
-}
-
-/// xorshift: deterministic, so a failure reproduces.
-pub struct Rng(pub u64);
-
-impl Rng {
-    pub fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
 }
 
 /// Extents as a file system would give: disjoint, in file order, not
