@@ -187,21 +187,20 @@ pub fn check_merge(raw: &[RawExtent], splits: &[usize]) {
     // Every byte of every mapped record lies in some extent, and every
     // extent sector holds a byte of some record.
     let covered = |sector: u64| whole.iter().any(|e| e.start <= sector && sector < e.end());
+    // First and last sector a (mapped, non-empty) record touches.
+    let sectors = |r: &RawExtent| {
+        let last = (u128::from(r.physical) + u128::from(r.length) - 1) >> SECTOR_SHIFT;
+        (r.physical >> SECTOR_SHIFT, last as u64)
+    };
     for r in &mapped {
-        let first = r.physical >> SECTOR_SHIFT;
-        let last = ((u128::from(r.physical) + u128::from(r.length) - 1) >> SECTOR_SHIFT) as u64;
+        let (first, last) = sectors(r);
         for s in [first, last, first + (last - first) / 2] {
             assert!(covered(s), "sector {s} of {r:?} not counted in {whole:?}");
         }
     }
     for e in &whole {
         for s in [e.start, e.end() - 1] {
-            let holds = mapped.iter().any(|r| {
-                let first = r.physical >> SECTOR_SHIFT;
-                let last =
-                    ((u128::from(r.physical) + u128::from(r.length) - 1) >> SECTOR_SHIFT) as u64;
-                first <= s && s <= last
-            });
+            let holds = mapped.iter().map(sectors).any(|(f, l)| f <= s && s <= l);
             assert!(holds, "sector {s} of {e:?} maps no record");
         }
     }
@@ -210,18 +209,9 @@ pub fn check_merge(raw: &[RawExtent], splits: &[usize]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::Rng;
+    use crate::testing::{rec, Rng};
 
     const MIB: u64 = 1 << 20;
-
-    fn rec(logical: u64, physical: u64, length: u64, flags: u32) -> RawExtent {
-        RawExtent {
-            logical,
-            physical,
-            length,
-            flags,
-        }
-    }
 
     fn ext(start: u64, len: u64) -> Extent {
         Extent { start, len }

@@ -133,6 +133,7 @@ where
 mod tests {
     use super::*;
     use crate::extent::merge;
+    use crate::testing::rec;
     use std::io::{Seek, SeekFrom, Write};
     use std::mem::offset_of;
 
@@ -156,15 +157,6 @@ mod tests {
         assert_eq!(offset_of!(Request<3>, extents), 32);
         assert_eq!(size_of::<Request<BATCH>>(), 32 + 56 * BATCH);
         assert_eq!(FS_IOC_FIEMAP as u64, 0xC020_660B);
-    }
-
-    fn rec(logical: u64, physical: u64, length: u64, flags: u32) -> RawExtent {
-        RawExtent {
-            logical,
-            physical,
-            length,
-            flags,
-        }
     }
 
     /// A FIEMAP stand-in honouring `start` and returning at most `cap`

@@ -1,6 +1,8 @@
 //! Helpers shared by the unit tests, the integration tests and the fuzz
 //! targets; not part of the daemon.
 
+use crate::extent::RawExtent;
+
 /// xorshift: a small deterministic generator, so `cargo test` covers the
 /// fuzz properties without the fuzzer and a failure reproduces.
 pub struct Rng(pub u64);
@@ -16,5 +18,15 @@ impl Rng {
 
     pub fn below(&mut self, n: u64) -> u64 {
         self.next() % n
+    }
+}
+
+/// A FIEMAP record, fields in `struct fiemap_extent` order.
+pub fn rec(logical: u64, physical: u64, length: u64, flags: u32) -> RawExtent {
+    RawExtent {
+        logical,
+        physical,
+        length,
+        flags,
     }
 }
