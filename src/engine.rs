@@ -397,10 +397,7 @@ impl<D: Device> Engine<D> {
         let sent = self.messages;
         let group = self.load()?.ok_or(EngineError::GroupGone(self.group_id))?;
         let mut ours = Ours::of(&group);
-        let mut summary = Summary {
-            kept: 0,
-            ..Summary::default()
-        };
+        let mut summary = Summary::default();
         let leader = group.leader.id;
         for id in group
             .members
@@ -464,12 +461,9 @@ impl<D: Device> Engine<D> {
     /// One `@stats_list`, of the group's program once it is known to hold
     /// every member.
     fn list(&mut self) -> Result<(Vec<Region>, Vec<SkippedLine>), EngineError> {
-        let filter = if self.filtered {
-            self.program_id.clone()
-        } else {
-            None
-        };
-        let reply = self.send(stats::msg_list(filter.as_deref())?)?;
+        let filter = self.program_id.as_deref().filter(|_| self.filtered);
+        let msg = stats::msg_list(filter)?;
+        let reply = self.send(msg)?;
         Ok(stats::parse_list(&reply))
     }
 
