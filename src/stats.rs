@@ -154,7 +154,7 @@ fn parse_bounds(list: &str) -> Option<Vec<u64>> {
 }
 
 /// A decimal number: ASCII digits only (`u64::from_str` would take a `+`).
-fn number(s: &str) -> Option<u64> {
+pub(crate) fn number(s: &str) -> Option<u64> {
     if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
