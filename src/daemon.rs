@@ -64,6 +64,12 @@ impl Stamp {
     }
 }
 
+/// `(st_dev, st_ino)`: which file a `stat` describes.
+#[allow(clippy::unnecessary_cast)] // the field types differ between architectures
+fn file_id(st: &Stat) -> (u64, u64) {
+    (st.st_dev as u64, st.st_ino as u64)
+}
+
 /// What a look at the file found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Look {
@@ -398,8 +404,7 @@ impl FileSource {
     pub fn new(mode: Mode, path: PathBuf, fd: OwnedFd) -> Result<FileSource, Error> {
         let st = rustix::fs::fstat(&fd).map_err(|e| Error::io("fstat", e))?;
         let watcher = Watcher::new(&fd).map_err(|e| Error::io("inotify", e))?;
-        #[allow(clippy::unnecessary_cast)]
-        let (dev, ino) = (st.st_dev as u64, st.st_ino as u64);
+        let (dev, ino) = file_id(&st);
         Ok(FileSource {
             mode,
             path,
@@ -418,8 +423,8 @@ impl FileSource {
             .ok_or_else(|| Error::refused("file", "not open"))?;
         let st = rustix::fs::fstat(fd).map_err(|e| Error::io("fstat", e))?;
         if st.st_nlink == 0 {
-            #[allow(clippy::unnecessary_cast)]
-            match sys::open_elsewhere(st.st_dev as u64, st.st_ino as u64) {
+            let (dev, ino) = file_id(&st);
+            match sys::open_elsewhere(dev, ino) {
                 Ok(false) => return Ok(Look::UnlinkedAndClosed),
                 Ok(true) if !self.told_held => {
                     info!("File unlinked and open: continuing.");
@@ -444,8 +449,7 @@ impl FileSource {
             let Some((fd, st)) = self.open_path() else {
                 continue;
             };
-            #[allow(clippy::unnecessary_cast)]
-            let ino = st.st_ino as u64;
+            let (_, ino) = file_id(&st);
             if ino != self.ino || self.watcher.is_none() {
                 if ino != self.ino {
                     info!(
@@ -479,10 +483,9 @@ impl FileSource {
     /// for reading through `/proc/self/fd`, with no window for a swap.
     fn open_path(&self) -> Option<(OwnedFd, Stat)> {
         use rustix::fs::{Mode as Perm, OFlags};
-        #[allow(clippy::unnecessary_cast)]
         let ours = |st: &Stat| {
             FileType::from_raw_mode(st.st_mode) == FileType::RegularFile
-                && st.st_dev as u64 == self.dev
+                && file_id(st).0 == self.dev
         };
         let handle =
             rustix::fs::open(&self.path, OFlags::PATH | OFlags::CLOEXEC, Perm::empty()).ok()?;
@@ -575,8 +578,7 @@ pub fn prepare(args: &Args, detached: bool) -> Result<Prepared, Error> {
             ))
         }
     }
-    #[allow(clippy::unnecessary_cast)]
-    let dev = st.st_dev as u64;
+    let (dev, _) = file_id(&st);
     // First of the checks that can race with the caller: libdm does not
     // wait for us, so the file may be moved any moment after it forked.
     if !detached {
