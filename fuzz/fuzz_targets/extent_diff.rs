@@ -3,7 +3,7 @@
 #![no_main]
 use std::collections::BTreeMap;
 
-use dmfilemapd::diff::{diff, Member};
+use dmfilemapd::diff::{check_diff, Member};
 use dmfilemapd::engine::{Engine, EngineError};
 use dmfilemapd::extent::Extent;
 use dmfilemapd::fake::{FakeDm, Kind, FAULT_ERRNOS};
@@ -45,45 +45,6 @@ fn sorted<T: Ord + Clone>(v: &[T]) -> Vec<T> {
     let mut v = v.to_vec();
     v.sort_unstable();
     v
-}
-
-fn check_plan(members: &[Member], extents: &[Extent]) {
-    let plan = diff(members, extents);
-    let extent_of = |id: RegionId| members.iter().find(|m| m.id == id).map(|m| m.extent);
-    let mut seen: Vec<RegionId> = plan.keep.iter().chain(&plan.delete).copied().collect();
-    seen.sort_unstable();
-    // keep and delete split the members: nothing outside the group is touched.
-    assert_eq!(
-        seen,
-        sorted(&members.iter().map(|m| m.id).collect::<Vec<_>>())
-    );
-    assert!(plan.keep.windows(2).all(|w| w[0] < w[1]));
-    assert!(plan.delete.windows(2).all(|w| w[0] < w[1]));
-    let mut after: Vec<Extent> = plan.keep.iter().filter_map(|&id| extent_of(id)).collect();
-    after.extend(&plan.create);
-    assert_eq!(
-        sorted(&after),
-        sorted(extents),
-        "plan does not yield the extents"
-    );
-    for &id in &plan.delete {
-        let e = extent_of(id).unwrap();
-        let wanted = extents.iter().filter(|&&x| x == e).count();
-        let kept = plan
-            .keep
-            .iter()
-            .filter(|&&k| extent_of(k) == Some(e))
-            .count();
-        assert_eq!(kept, wanted, "region {id} equal to a wanted extent deleted");
-    }
-    let mut rest = extents;
-    for c in &plan.create {
-        let at = rest
-            .iter()
-            .position(|x| x == c)
-            .expect("create out of file order");
-        rest = &rest[at + 1..];
-    }
 }
 
 /// The group led by `id`: its descriptor names itself and only regions that
@@ -208,6 +169,6 @@ fn run_engine(members: &[Member], extents: &[Extent], rest: &[u8]) {
 
 fuzz_target!(|data: &[u8]| {
     let (members, extents, rest) = decode(data);
-    check_plan(&members, &extents);
+    check_diff(&members, &extents);
     run_engine(&members, &extents, rest);
 });
