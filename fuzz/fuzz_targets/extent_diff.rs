@@ -6,8 +6,9 @@ use std::collections::BTreeMap;
 use dmfilemapd::diff::{check_diff, Member};
 use dmfilemapd::engine::{Engine, EngineError};
 use dmfilemapd::extent::Extent;
-use dmfilemapd::fake::{FakeDm, Kind, FAULT_ERRNOS};
+use dmfilemapd::fake::{FakeDm, Kind, DMSTATS_PROGRAM, FAULT_ERRNOS};
 use dmfilemapd::stats::{Descriptor, Dialect, Region, RegionId};
+use dmfilemapd::testing::{converged, no_orphans, snapshot, untouched};
 use libfuzzer_sys::fuzz_target;
 
 /// Few places and lengths, so that members and extents often coincide.
@@ -41,39 +42,11 @@ fn decode(data: &[u8]) -> (Vec<Member>, Vec<Extent>, &[u8]) {
     (members, extents, chunks.remainder())
 }
 
-fn sorted<T: Ord + Clone>(v: &[T]) -> Vec<T> {
-    let mut v = v.to_vec();
-    v.sort_unstable();
-    v
-}
-
-/// The group led by `id`: its descriptor names itself and only regions that
-/// exist, sits on the lowest of them, and no member keeps a stale one.
-fn group(dm: &FakeDm, id: RegionId) -> Vec<RegionId> {
-    let d = Descriptor::parse(&dm.regions[&id].aux_data)
-        .unwrap()
-        .unwrap();
-    assert_eq!(d.leader(), Some(id));
-    for m in &d.members[1..] {
-        let r = dm
-            .regions
-            .get(m)
-            .expect("descriptor names a missing region");
-        if let Ok(Some(stale)) = Descriptor::parse(&r.aux_data) {
-            assert_ne!(stale.leader(), Some(*m), "stale descriptor on member {m}");
-        }
-    }
-    d.members
-}
-
+/// The group led by `id` is whole, holds every `dmstats` region, and no
+/// other program's region changed.
 fn check_device(dm: &FakeDm, id: RegionId, foreign: &BTreeMap<RegionId, Region>) {
-    let members = group(dm, id);
-    for r in dm.regions.values().filter(|r| r.program_id == "dmstats") {
-        assert!(members.contains(&r.id), "region {} outside the group", r.id);
-    }
-    for (fid, r) in foreign {
-        assert_eq!(dm.regions.get(fid), Some(r), "foreign region touched");
-    }
+    no_orphans(dm, DMSTATS_PROGRAM, &[id]);
+    untouched(dm, foreign);
 }
 
 fn run_engine(members: &[Member], extents: &[Extent], rest: &[u8]) {
@@ -87,14 +60,15 @@ fn run_engine(members: &[Member], extents: &[Extent], rest: &[u8]) {
             start: m.extent.start,
             len: m.extent.len,
             step: m.extent.len,
-            program_id: "dmstats".into(),
+            program_id: DMSTATS_PROGRAM.into(),
             aux_data: "-".into(),
             precise: false,
             histogram: Vec::new(),
         };
         dm.insert(r);
     }
-    let ids = sorted(&members.iter().map(|m| m.id).collect::<Vec<_>>());
+    let mut ids: Vec<RegionId> = members.iter().map(|m| m.id).collect();
+    ids.sort_unstable();
     let leader = ids[0];
     let dialect = if rest.first().is_some_and(|b| b & 1 == 1) {
         Dialect::Quoted
@@ -109,12 +83,7 @@ fn run_engine(members: &[Member], extents: &[Extent], rest: &[u8]) {
     };
     dm.regions.get_mut(&leader).unwrap().aux_data = desc.format();
     dm.seed(Extent { start: 0, len: 8 }, "other", "DMS_GROUP=x:0-99#");
-    let foreign: BTreeMap<RegionId, Region> = dm
-        .regions
-        .iter()
-        .filter(|(_, r)| r.program_id != "dmstats")
-        .map(|(&k, v)| (k, v.clone()))
-        .collect();
+    let foreign = snapshot(&dm, DMSTATS_PROGRAM);
 
     let mut engine = Engine::new(dm, leader);
     engine.load().unwrap().unwrap();
@@ -148,11 +117,7 @@ fn run_engine(members: &[Member], extents: &[Extent], rest: &[u8]) {
         Ok(_) if extents.is_empty() => {}
         Ok(_) => {
             check_device(&engine.dev, engine.group_id(), &foreign);
-            let have: Vec<Extent> = group(&engine.dev, engine.group_id())
-                .iter()
-                .map(|id| engine.dev.regions[id].extent())
-                .collect();
-            assert_eq!(sorted(&have), sorted(extents), "not converged");
+            converged(&engine.dev, engine.group_id(), extents);
         }
     }
     if extents.is_empty() {
@@ -161,7 +126,7 @@ fn run_engine(members: &[Member], extents: &[Extent], rest: &[u8]) {
                 .dev
                 .regions
                 .values()
-                .all(|r| r.program_id != "dmstats"),
+                .all(|r| r.program_id != DMSTATS_PROGRAM),
             "regions left after removal"
         );
     }
