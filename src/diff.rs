@@ -131,11 +131,7 @@ pub fn check_diff(members: &[Member], extents: &[Extent]) -> Plan {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::Rng;
-
-    fn ext(start: u64, len: u64) -> Extent {
-        Extent { start, len }
-    }
+    use crate::testing::{ext, Rng};
 
     fn mem(id: RegionId, start: u64, len: u64) -> Member {
         Member {

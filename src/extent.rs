@@ -209,13 +209,9 @@ pub fn check_merge(raw: &[RawExtent], splits: &[usize]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::{rec, Rng};
+    use crate::testing::{ext, rec, Rng};
 
     const MIB: u64 = 1 << 20;
-
-    fn ext(start: u64, len: u64) -> Extent {
-        Extent { start, len }
-    }
 
     #[test]
     fn merge_rules() {

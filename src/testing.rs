@@ -25,6 +25,11 @@ impl Rng {
     }
 }
 
+/// An extent, in sectors.
+pub fn ext(start: u64, len: u64) -> Extent {
+    Extent { start, len }
+}
+
 /// A FIEMAP record, fields in `struct fiemap_extent` order.
 pub fn rec(logical: u64, physical: u64, length: u64, flags: u32) -> RawExtent {
     RawExtent {

@@ -3,11 +3,7 @@
 #![allow(dead_code)]
 
 use dmfilemapd::extent::Extent;
-pub use dmfilemapd::testing::{converged, group, no_orphans, snapshot, untouched, Rng};
-
-pub fn ext(start: u64, len: u64) -> Extent {
-    Extent { start, len }
-}
+pub use dmfilemapd::testing::{converged, ext, group, no_orphans, snapshot, untouched, Rng};
 
 /// Extents as a file system would give: disjoint, in file order, not
 /// sorted by start. `slot` picks one of 64 places 1 MiB apart.
