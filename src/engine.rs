@@ -427,18 +427,10 @@ impl<D: Device> Engine<D> {
     /// would leave the region outside the group if it were still there.
     fn delete(&mut self, id: RegionId) -> Result<(), EngineError> {
         match self.send(stats::msg_delete(id)) {
-            Err(
-                e @ EngineError::Device {
-                    source: DeviceError::Os(rustix::io::Errno::NOENT),
-                    ..
-                },
-            ) => {
-                if self.exists(id)? {
-                    Err(e)
-                } else {
-                    Ok(())
-                }
-            }
+            Err(EngineError::Device {
+                source: DeviceError::Os(rustix::io::Errno::NOENT),
+                ..
+            }) if !self.exists(id)? => Ok(()),
             other => other.map(drop),
         }
     }
