@@ -27,10 +27,6 @@ const KINDS: [Kind; 5] = [
     Kind::SetAux,
 ];
 
-fn never() -> bool {
-    false
-}
-
 /// A device with other programs' regions (hostile aux data among them), a
 /// free id below the group for a new leader, and the group itself.
 fn world(first: &[Extent]) -> (FakeDm, RegionId, BTreeMap<RegionId, Region>) {

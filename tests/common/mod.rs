@@ -5,6 +5,11 @@
 use dmfilemapd::extent::Extent;
 pub use dmfilemapd::testing::{converged, ext, group, no_orphans, snapshot, untouched, Rng};
 
+/// A stop request that never comes.
+pub fn never() -> bool {
+    false
+}
+
 /// Extents as a file system would give: disjoint, in file order, not
 /// sorted by start. `slot` picks one of 64 places 1 MiB apart.
 pub fn extents_at(slots: &[(u64, u64)]) -> Vec<Extent> {
