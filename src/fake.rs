@@ -28,6 +28,16 @@ pub enum Kind {
     Any,
 }
 
+impl Kind {
+    pub const ALL: [Kind; 5] = [
+        Kind::Any,
+        Kind::List,
+        Kind::Create,
+        Kind::Delete,
+        Kind::SetAux,
+    ];
+}
+
 /// Fail the `nth` (1-based) call of `kind` with `errno`, without effect.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Fault {
@@ -64,10 +74,8 @@ pub struct FakeDm {
     /// Size of the device in sectors, for the `-` range.
     pub dev_sectors: u64,
     /// Messages received so far, indexed by [`Kind`].
-    calls: [usize; KINDS],
+    calls: [usize; Kind::ALL.len()],
 }
-
-const KINDS: usize = Kind::Any as usize + 1;
 
 impl Default for FakeDm {
     fn default() -> Self {
@@ -77,7 +85,7 @@ impl Default for FakeDm {
             faults: Vec::new(),
             region_limit: None,
             dev_sectors: 1 << 21,
-            calls: [0; KINDS],
+            calls: [0; Kind::ALL.len()],
         }
     }
 }
@@ -100,7 +108,7 @@ impl FakeDm {
     /// Forget the fault plan and restart the call counters (not the log).
     pub fn reset_faults(&mut self) {
         self.faults.clear();
-        self.calls = [0; KINDS];
+        self.calls = [0; Kind::ALL.len()];
     }
 
     /// The kernel hands out the lowest id not in use.

@@ -19,13 +19,6 @@ use dmfilemapd::fake::{FakeDm, Kind, DMSTATS_PROGRAM, FAULT_ERRNOS};
 use dmfilemapd::stats::{Dialect, Region, RegionId};
 
 const P: &str = DMSTATS_PROGRAM;
-const KINDS: [Kind; 5] = [
-    Kind::Any,
-    Kind::List,
-    Kind::Create,
-    Kind::Delete,
-    Kind::SetAux,
-];
 
 /// A device with other programs' regions (hostile aux data among them), a
 /// free id below the group for a new leader, and the group itself.
@@ -77,7 +70,7 @@ fn calls(engine: &Engine<FakeDm>, update: &[Extent]) -> [usize; 5] {
     let mut probe = Engine::new(engine.dev.clone(), engine.group_id());
     probe.dev.reset_faults();
     probe.sync(update, &never).unwrap();
-    KINDS.map(|k| probe.dev.calls(k))
+    Kind::ALL.map(|k| probe.dev.calls(k))
 }
 
 #[test]
@@ -89,7 +82,7 @@ fn every_message_of_every_update_fails_in_turn() {
     let mut injected = 0;
     for (u, update) in updates.iter().enumerate().skip(1) {
         let counts = calls(&base, update);
-        for (kind, &n) in KINDS.iter().zip(&counts) {
+        for (kind, &n) in Kind::ALL.iter().zip(&counts) {
             for k in 1..=n + 1 {
                 for errno in FAULT_ERRNOS {
                     let mut engine = Engine::new(base.dev.clone(), base.group_id());

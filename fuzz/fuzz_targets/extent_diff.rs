@@ -88,13 +88,7 @@ fn run_engine(members: &[Member], extents: &[Extent], rest: &[u8]) {
     let mut engine = Engine::new(dm, leader);
     engine.load().unwrap().unwrap();
     if let [kind, nth, errno, ..] = *rest {
-        let kind = [
-            Kind::Any,
-            Kind::List,
-            Kind::Create,
-            Kind::Delete,
-            Kind::SetAux,
-        ][usize::from(kind % 5)];
+        let kind = Kind::ALL[usize::from(kind) % Kind::ALL.len()];
         engine.dev.fail(
             kind,
             usize::from(nth % 16) + 1,
