@@ -215,9 +215,9 @@ impl<D: Device> Engine<D> {
     }
 
     /// Read the group with one `@stats_list`; `Ok(None)` when it no longer
-    /// exists. The first call lists every program's regions to learn the
+    /// exists or a rival's new descriptor claims it. The first call lists every program's regions to learn the
     /// group's program id and fails if the id names no group; later calls
-    /// list that program's regions only.
+    /// list that program's regions only, unless the group mixes programs.
     pub fn load(&mut self) -> Result<Option<Group>, EngineError> {
         let first = self.program_id.is_none();
         let (regions, skipped) = self.list()?;
