@@ -12,8 +12,7 @@ use crate::stats::{Descriptor, Region, RegionId};
 pub struct Rng(pub u64);
 
 impl Rng {
-    #[allow(clippy::should_implement_trait)] // not an iterator: it never ends
-    pub fn next(&mut self) -> u64 {
+    fn next(&mut self) -> u64 {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;
