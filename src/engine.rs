@@ -55,8 +55,6 @@ pub struct Group {
     /// Ids the descriptor names that do not exist (someone deleted them):
     /// the next update drops them from the descriptor.
     pub missing: Vec<RegionId>,
-    /// Lines of the reply that did not parse (other programs' odd aux data).
-    pub skipped: Vec<SkippedLine>,
 }
 
 impl Group {
@@ -215,23 +213,22 @@ impl<D: Device> Engine<D> {
     }
 
     /// Read the group with one `@stats_list`; `Ok(None)` when it no longer
-    /// exists or a rival's new descriptor claims it. The first call lists every program's regions to learn the
-    /// group's program id and fails if the id names no group; later calls
-    /// list that program's regions only, unless the group mixes programs.
+    /// exists or a rival's new descriptor claims it. The first call lists
+    /// every program's regions to learn the group's program id and fails if
+    /// the id names no group; later calls list that program's regions only,
+    /// unless the group mixes programs.
     pub fn load(&mut self) -> Result<Option<Group>, EngineError> {
         let first = self.program_id.is_none();
         let (regions, skipped) = self.list()?;
-        if skipped != self.skipped {
-            for line in skipped.iter().filter(|l| !self.skipped.contains(l)) {
-                self.warnings.push(format!(
-                    "@stats_list line {} skipped: {}",
-                    line.line_no, line.reason
-                ));
-            }
-            self.skipped.clone_from(&skipped);
+        for line in skipped.iter().filter(|l| !self.skipped.contains(l)) {
+            self.warnings.push(format!(
+                "@stats_list line {} skipped: {}",
+                line.line_no, line.reason
+            ));
         }
+        self.skipped = skipped;
         let by_id = by_id(regions);
-        match read_group(self.group_id, &by_id, skipped) {
+        match read_group(self.group_id, &by_id) {
             Ok(group) => {
                 if first {
                     self.old_claims = claims(&by_id, &group);
@@ -571,11 +568,7 @@ fn claims(by_id: &BTreeMap<RegionId, Region>, group: &Group) -> Vec<(RegionId, S
 }
 
 /// The group led by `id` in a list, or why there is none.
-fn read_group(
-    id: RegionId,
-    by_id: &BTreeMap<RegionId, Region>,
-    skipped: Vec<SkippedLine>,
-) -> Result<Group, String> {
+fn read_group(id: RegionId, by_id: &BTreeMap<RegionId, Region>) -> Result<Group, String> {
     let leader = by_id.get(&id).ok_or("no such region")?.clone();
     let descriptor = match Descriptor::parse(&leader.aux_data) {
         Ok(Some(d)) if d.leader() == Some(id) => d,
@@ -595,7 +588,6 @@ fn read_group(
         descriptor,
         members,
         missing,
-        skipped,
     })
 }
 
