@@ -295,7 +295,11 @@ impl<U: Updater, S: Scanner> Daemon<U, S> {
                 Err(e) => self.failed(e, now),
             };
         }
-        if self.applied.as_deref() == Some(&extents[..]) {
+        if self
+            .applied
+            .as_deref()
+            .is_some_and(|a| same_set(a, &extents))
+        {
             debug!("Extents unchanged ({})", extents.len());
             return Ok(None);
         }
@@ -320,6 +324,10 @@ impl<U: Updater, S: Scanner> Daemon<U, S> {
                 return Ok(Some(Exit::Stopped));
             }
         }
+        // Sorted once here, so the once-a-second check compares without
+        // copying; the group is a set of regions, so order carries nothing.
+        let mut extents = extents;
+        extents.sort_unstable();
         self.applied = Some(extents);
         Ok(None)
     }
@@ -339,11 +347,8 @@ impl<U: Updater, S: Scanner> Daemon<U, S> {
             self.applied = None;
             self.dirty = true;
         } else if let Some(applied) = &self.applied {
-            let mut want = applied.clone();
-            want.sort_unstable();
-            let mut have: Vec<Extent> = group.members.iter().map(|r| r.extent()).collect();
-            have.sort_unstable();
-            if have != want {
+            let have: Vec<Extent> = group.members.iter().map(|r| r.extent()).collect();
+            if !same_set(applied, &have) {
                 warn!(
                     "Group {} was changed by another program: updating it.",
                     self.group.group_id()
@@ -674,4 +679,17 @@ fn kind_name(kind: FileType) -> &'static str {
         FileType::Symlink => "a symbolic link",
         _ => "an unknown kind of file",
     }
+}
+
+/// Whether `extents` holds exactly the extents of `sorted` (which is sorted).
+fn same_set(sorted: &[Extent], extents: &[Extent]) -> bool {
+    if sorted.len() != extents.len() {
+        return false;
+    }
+    if extents.is_sorted() {
+        return sorted == extents;
+    }
+    let mut extents = extents.to_vec();
+    extents.sort_unstable();
+    sorted == extents
 }
