@@ -8,6 +8,7 @@
 # usage: tests/vm/run.sh [SCENARIO|FILE.sh ...]   (default: every scenario)
 # env:   DMFILEMAPD=path  use this binary instead of building one
 #        VM_DEBUG=1       run the daemon at verbose 3, show its log on failure
+#        VM_SKIP="a b"    leave these scenarios out of the default set
 #        VM_SHOW=1        print the whole console log (also kept in tests/vm/work)
 #        SCENARIO_TIMEOUT seconds before a scenario counts as hung (default 90)
 set -euo pipefail
@@ -20,7 +21,10 @@ mkdir -p "$cache" "$work"
 
 scenarios=()
 if [ $# -eq 0 ]; then
-    for f in "$here"/scenarios/*.sh; do scenarios+=("$f"); done
+    for f in "$here"/scenarios/*.sh; do
+        case " ${VM_SKIP:-} " in *" $(basename "$f" .sh) "*) echo "vm: skipping $(basename "$f" .sh)"; continue ;; esac
+        scenarios+=("$f")
+    done
 else
     for a in "$@"; do
         case $a in
