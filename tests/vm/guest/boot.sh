@@ -12,6 +12,7 @@ mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
 mount -t tmpfs tmp /tmp
 mount -t tmpfs run /run
+ln -sf /proc/mounts /etc/mtab
 
 report() { echo "$*" > /dev/ttyS1; }
 finish() {
