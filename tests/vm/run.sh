@@ -10,7 +10,7 @@
 #        VM_DEBUG=1       run the daemon at verbose 3, show its log on failure
 #        VM_SKIP="a b"    leave these scenarios out of the default set
 #        VM_SHOW=1        print the whole console log (also kept in tests/vm/work)
-#        SCENARIO_TIMEOUT seconds before a scenario counts as hung (default 90)
+#        SCENARIO_TIMEOUT seconds before a scenario counts as hung (default 60)
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -74,13 +74,13 @@ WRAP
 else
     cp "$DMFILEMAPD" "$over/usr/local/bin/dmfilemapd"
 fi
-echo "SCENARIO_TIMEOUT=${SCENARIO_TIMEOUT:-90}" > "$over/t/env"
+echo "SCENARIO_TIMEOUT=${SCENARIO_TIMEOUT:-60}" > "$over/t/env"
 (cd "$over" && find . | LC_ALL=C sort | cpio -o -H newc --quiet | gzip -1) > "$work/over.cpio.gz"
 cat "$work/base.cpio.gz" "$work/over.cpio.gz" > "$work/initrd.img"
 
 n=${#scenarios[@]}
-guard=$((120 + n * ${SCENARIO_TIMEOUT:-90}))
-[ $guard -le 3600 ] || guard=3600
+guard=$((120 + n * ${SCENARIO_TIMEOUT:-60}))
+[ $guard -le 2400 ] || guard=2400
 rm -f "$work/console.log" "$work/results.log"
 echo "vm: booting $(basename "$kernel") with $n scenario(s), guard ${guard}s"
 t_boot=$(date +%s.%N)
