@@ -29,7 +29,7 @@ fi
 kernel=$kdir/boot/vmlinuz-$kver
 
 bins=(/usr/sbin/dmsetup /usr/sbin/mke2fs /usr/sbin/filefrag /usr/sbin/mkfs.xfs /usr/sbin/xfs_io
-      /usr/sbin/mkfs.btrfs)
+      /usr/sbin/mkfs.btrfs /usr/sbin/e4defrag /usr/sbin/xfs_fsr)
 stamp=$( (echo "$kver"; sha256sum "$0" "${bins[@]}") | sha256sum | cut -c1-16)
 if [ -f "$out" ] && [ "$(cat "$out.stamp" 2>/dev/null)" = "$stamp" ]; then
     echo "$kernel"

@@ -12,6 +12,7 @@ mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
 mount -t tmpfs tmp /tmp
 mount -t tmpfs run /run
+ln -sf /proc/mounts /etc/mtab
 
 report() { echo "$*" > /dev/ttyS1; }
 finish() {
@@ -47,7 +48,7 @@ for name in $(cat /t/list); do
         report "FAIL $name: no such scenario"
         continue
     fi
-    timeout -s KILL "${SCENARIO_TIMEOUT:-120}" sh -c ". /t/lib.sh; . /t/scenarios/$name.sh" \
+    timeout -s KILL "${SCENARIO_TIMEOUT:-60}" sh -c ". /t/lib.sh; . /t/scenarios/$name.sh" \
         > "/tmp/out.$name" 2>&1 < /dev/null
     rc=$?
     took=$(secs $(($(uptime_cs) - t0)))
@@ -64,7 +65,7 @@ for name in $(cat /t/list); do
     else
         why=$(sed -n 's/^FAIL: //p' "/tmp/out.$name" | tail -1 | cut -c1-400)
         [ -n "$why" ] || why="exit status $rc"
-        [ "$rc" -eq 137 ] && why="killed after ${SCENARIO_TIMEOUT:-120} s (hang)"
+        [ "$rc" -eq 137 ] && why="killed after ${SCENARIO_TIMEOUT:-60} s (hang)"
         report "FAIL $name: $why ($took s)"
         tail -n 12 "/tmp/out.$name" | cut -c1-200 | sed 's/^/| /' > /dev/ttyS1
     fi

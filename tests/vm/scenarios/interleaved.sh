@@ -11,7 +11,7 @@ interleave() {
         cmds="$cmds -c 'file 0' -c 'pwrite -q $((i * 4096)) 4096' -c 'file 1' -c 'pwrite -q $((i * 4096)) 4096'"
         i=$((i + 1))
     done
-    eval "xfs_io -f -d -c 'open -f -d $b' $cmds $a" || fail "interleaved writes failed"
+    eval "xfs_io -f -d -c 'open -f -d $b' $cmds $a" > /dev/null || fail "interleaved writes failed"
 }
 interleave 0 64
 note "extents after interleaving: a $(file_extents $a | wc -l), b $(file_extents $b | wc -l)"
