@@ -21,9 +21,11 @@
 //! out ([`EngineError::Raced`]) if the group changed while it was creating,
 //! and a group whose members another new descriptor claims is treated as
 //! gone. A rival that runs its whole update between that last list and our
-//! descriptor write still leaves its new regions outside both groups.
+//! descriptor write leaves its new regions outside the group for a moment:
+//! only their creator knows them, and it deletes them at its next look
+//! (see [`Engine::sweep`]).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::diff::{self, Member};
 use crate::extent::Extent;
@@ -146,6 +148,13 @@ pub struct Engine<D: Device> {
     /// engine first looked (see [`claims`]): junk that was there before us,
     /// not a rival.
     old_claims: Vec<(RegionId, String)>,
+    /// Regions this engine created that still exist. Should a rival's
+    /// descriptor replace ours, the ones it does not name are known to
+    /// nobody else: [`Engine::sweep`] deletes them.
+    created: BTreeSet<RegionId>,
+    /// The members as last listed or written, to recognise the group in a
+    /// rival's descriptor after ours is gone.
+    known: BTreeSet<RegionId>,
     /// For the log; see [`Engine::take_warnings`].
     warnings: Vec<String>,
     /// The unreadable lines of the last list, so each is warned about once.
@@ -183,6 +192,8 @@ impl<D: Device> Engine<D> {
             filtered: false,
             messages: 0,
             old_claims: Vec::new(),
+            created: BTreeSet::new(),
+            known: BTreeSet::new(),
             warnings: Vec::new(),
             skipped: Vec::new(),
         }
@@ -239,15 +250,22 @@ impl<D: Device> Engine<D> {
                 // Another updater moved the group to a new leader of its
                 // own: what we hold is a stale copy, no longer the group.
                 if self.rival_claims(&by_id, &group) {
+                    // Our descriptor lost: what only it names is ours to clear.
+                    self.sweep(&by_id, Some(group.leader.id), true);
                     return Ok(None);
                 }
+                self.sweep(&by_id, None, true);
+                self.known = group.members.iter().map(|m| m.id).collect();
                 Ok(Some(group))
             }
             Err(reason) if first => Err(EngineError::NotAGroup {
                 id: self.group_id,
                 reason,
             }),
-            Err(_) => Ok(None),
+            Err(_) => {
+                self.sweep(&by_id, None, false);
+                Ok(None)
+            }
         }
     }
 
@@ -416,7 +434,9 @@ impl<D: Device> Engine<D> {
     fn create(&mut self, extent: Extent, leader: &Region) -> Result<RegionId, EngineError> {
         let msg = stats::msg_create(extent, leader)?;
         let reply = self.send(msg.clone())?;
-        stats::parse_create_reply(&reply).ok_or(EngineError::BadReply { msg, reply })
+        let id = stats::parse_create_reply(&reply).ok_or(EngineError::BadReply { msg, reply })?;
+        self.created.insert(id);
+        Ok(id)
     }
 
     /// A region someone else already deleted is as good as deleted. ENOENT
@@ -427,8 +447,62 @@ impl<D: Device> Engine<D> {
             Err(EngineError::Device {
                 source: DeviceError::Os(rustix::io::Errno::NOENT),
                 ..
-            }) if !self.exists(id)? => Ok(()),
-            other => other.map(drop),
+            }) if !self.exists(id)? => {}
+            other => other.map(drop)?,
+        }
+        self.created.remove(&id);
+        Ok(())
+    }
+
+    /// Delete the regions we created that no descriptor names while the
+    /// group lives on (in our descriptor, or a rival's that replaced it):
+    /// two updaters racing can each publish a descriptor without the
+    /// other's new regions, and only their creator knows them. `lost` is
+    /// our own leader when a rival's descriptor superseded its one. When no
+    /// group is left (`dmstats ungroup`), what remains is the user's.
+    fn sweep(
+        &mut self,
+        by_id: &BTreeMap<RegionId, Region>,
+        lost: Option<RegionId>,
+        group_lives: bool,
+    ) {
+        self.created.retain(|id| by_id.contains_key(id));
+        if self.created.is_empty() {
+            return;
+        }
+        let named: BTreeSet<RegionId> = by_id
+            .values()
+            .filter(|r| Some(r.id) != lost && r.aux_data.contains("DMS_GROUP="))
+            .filter_map(|r| match Descriptor::parse(&r.aux_data) {
+                Ok(Some(d)) if d.leader() == Some(r.id) => Some(d.members),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        let lives = group_lives
+            || self
+                .created
+                .iter()
+                .chain(&self.known)
+                .any(|id| named.contains(id));
+        if !lives {
+            return;
+        }
+        let orphans: Vec<RegionId> = self
+            .created
+            .iter()
+            .filter(|id| !named.contains(id))
+            .copied()
+            .collect();
+        for id in orphans {
+            match self.delete(id) {
+                Ok(()) => self.warnings.push(format!(
+                    "region {id}, created by us, was left outside the group by another updater: deleted"
+                )),
+                Err(e) => self
+                    .warnings
+                    .push(format!("region {id} is outside the group and will not go: {e}")),
+            }
         }
     }
 
@@ -487,6 +561,7 @@ impl<D: Device> Engine<D> {
             self.set_aux(ours, leader, desc)?;
         }
         self.group_id = leader;
+        self.known = set.iter().copied().collect();
         Ok(())
     }
 

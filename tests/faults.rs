@@ -326,17 +326,12 @@ fn a_rival_update_between_any_two_messages() {
         }
         untouched(&dm, &foreign);
         let ours = dm.regions.values().filter(|r| r.program_id == P).count();
-        let outside = ours - new.len();
-        if outside == 0 {
-            no_orphans(&dm, P, &live);
-        }
-        left_over.push((at, engine.dev.sent, outside));
+        // Whoever lost the race deleted the regions only it knew of.
+        assert_eq!(ours, new.len(), "{what}: regions left outside the group");
+        no_orphans(&dm, P, &live);
+        left_over.push((at, engine.dev.sent));
     }
-    eprintln!("(rival ran before message, messages sent, regions outside): {left_over:?}");
-    // The one window left: the rival runs between our last look and our
-    // descriptor write (message 5 here: list, 2 creates, list, set_aux).
-    let windows: Vec<usize> = left_over.iter().filter(|o| o.2 > 0).map(|o| o.0).collect();
-    assert_eq!(windows, vec![5], "{left_over:?}");
+    eprintln!("(rival ran before message, messages sent): {left_over:?}");
 }
 
 #[test]
