@@ -23,7 +23,7 @@
 //! gone. A rival that runs its whole update between that last list and our
 //! descriptor write leaves its new regions outside the group for a moment:
 //! only their creator knows them, and it deletes them at its next look
-//! (see [`Engine::sweep`]).
+//! (the sweep in `Engine::load`).
 
 use std::collections::{BTreeMap, BTreeSet};
 
