@@ -34,6 +34,8 @@ struct World {
     /// Changes still to come, by time.
     script: VecDeque<(Duration, Change)>,
     scans: u64,
+    /// Fail the scan with this number (1-based) with this errno.
+    scan_fault: Option<(u64, Errno)>,
 }
 
 impl World {
@@ -79,6 +81,11 @@ impl Scanner for FakeFile {
     fn scan(&mut self) -> Result<Vec<Extent>, Error> {
         let mut w = self.world.borrow_mut();
         w.scans += 1;
+        if let Some((nth, errno)) = w.scan_fault {
+            if nth == w.scans {
+                return Err(dmfilemapd::fiemap::FiemapError::Ioctl(errno).into());
+            }
+        }
         Ok(w.extents.clone())
     }
 
@@ -428,4 +435,24 @@ fn a_changed_stamp_alone_triggers_a_scan() {
     let mut sim = sim(&[a], vec![(2_000, silent), (4_000, stop())]);
     assert_eq!(sim.run().unwrap(), Exit::Stopped);
     sim.check(&[a, b]);
+}
+
+/// FIEMAP failing at any scan, with any errno the fault plan knows: the
+/// group is left as it was, the scan retried, and the group converges.
+#[test]
+fn a_failed_fiemap_is_retried() {
+    for errno in dmfilemapd::fake::FAULT_ERRNOS {
+        for nth in 1..=3 {
+            let script = vec![
+                (1_000, write(layout(3))),
+                (3_000, write(layout(5))),
+                (6_000, stop()),
+            ];
+            let mut sim = sim(&layout(1), script);
+            sim.world.borrow_mut().scan_fault = Some((nth, errno));
+            assert_eq!(sim.run().unwrap(), Exit::Stopped, "{errno:?} at scan {nth}");
+            assert_eq!(sim.daemon.counters.failures, 1, "{errno:?} at scan {nth}");
+            sim.check(&layout(5));
+        }
+    }
 }
