@@ -96,7 +96,7 @@ pub enum UsageError {
     UnknownOption(String),
 }
 
-/// Parse the whole argv (argv[0] is skipped, whatever it holds).
+/// Parse the whole argv (`argv[0]` is skipped, whatever it holds).
 pub fn parse<I>(argv: I) -> Result<Command, UsageError>
 where
     I: IntoIterator,

@@ -64,6 +64,12 @@ impl Stamp {
     }
 }
 
+/// `(st_dev, st_ino)`: which file a `stat` describes.
+#[allow(clippy::unnecessary_cast)] // the field types differ between architectures
+fn file_id(st: &Stat) -> (u64, u64) {
+    (st.st_dev as u64, st.st_ino as u64)
+}
+
 /// What a look at the file found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Look {
@@ -289,7 +295,11 @@ impl<U: Updater, S: Scanner> Daemon<U, S> {
                 Err(e) => self.failed(e, now),
             };
         }
-        if self.applied.as_deref() == Some(&extents[..]) {
+        if self
+            .applied
+            .as_deref()
+            .is_some_and(|a| same_set(a, &extents))
+        {
             debug!("Extents unchanged ({})", extents.len());
             return Ok(None);
         }
@@ -314,6 +324,10 @@ impl<U: Updater, S: Scanner> Daemon<U, S> {
                 return Ok(Some(Exit::Stopped));
             }
         }
+        // Sorted once here, so the once-a-second check compares without
+        // copying; the group is a set of regions, so order carries nothing.
+        let mut extents = extents;
+        extents.sort_unstable();
         self.applied = Some(extents);
         Ok(None)
     }
@@ -333,11 +347,8 @@ impl<U: Updater, S: Scanner> Daemon<U, S> {
             self.applied = None;
             self.dirty = true;
         } else if let Some(applied) = &self.applied {
-            let mut want = applied.clone();
-            want.sort_unstable();
-            let mut have: Vec<Extent> = group.members.iter().map(|r| r.extent()).collect();
-            have.sort_unstable();
-            if have != want {
+            let have: Vec<Extent> = group.members.iter().map(|r| r.extent()).collect();
+            if !same_set(applied, &have) {
                 warn!(
                     "Group {} was changed by another program: updating it.",
                     self.group.group_id()
@@ -398,8 +409,7 @@ impl FileSource {
     pub fn new(mode: Mode, path: PathBuf, fd: OwnedFd) -> Result<FileSource, Error> {
         let st = rustix::fs::fstat(&fd).map_err(|e| Error::io("fstat", e))?;
         let watcher = Watcher::new(&fd).map_err(|e| Error::io("inotify", e))?;
-        #[allow(clippy::unnecessary_cast)]
-        let (dev, ino) = (st.st_dev as u64, st.st_ino as u64);
+        let (dev, ino) = file_id(&st);
         Ok(FileSource {
             mode,
             path,
@@ -418,8 +428,8 @@ impl FileSource {
             .ok_or_else(|| Error::refused("file", "not open"))?;
         let st = rustix::fs::fstat(fd).map_err(|e| Error::io("fstat", e))?;
         if st.st_nlink == 0 {
-            #[allow(clippy::unnecessary_cast)]
-            match sys::open_elsewhere(st.st_dev as u64, st.st_ino as u64) {
+            let (dev, ino) = file_id(&st);
+            match sys::open_elsewhere(dev, ino) {
                 Ok(false) => return Ok(Look::UnlinkedAndClosed),
                 Ok(true) if !self.told_held => {
                     info!("File unlinked and open: continuing.");
@@ -444,8 +454,7 @@ impl FileSource {
             let Some((fd, st)) = self.open_path() else {
                 continue;
             };
-            #[allow(clippy::unnecessary_cast)]
-            let ino = st.st_ino as u64;
+            let (_, ino) = file_id(&st);
             if ino != self.ino || self.watcher.is_none() {
                 if ino != self.ino {
                     info!(
@@ -479,10 +488,9 @@ impl FileSource {
     /// for reading through `/proc/self/fd`, with no window for a swap.
     fn open_path(&self) -> Option<(OwnedFd, Stat)> {
         use rustix::fs::{Mode as Perm, OFlags};
-        #[allow(clippy::unnecessary_cast)]
         let ours = |st: &Stat| {
             FileType::from_raw_mode(st.st_mode) == FileType::RegularFile
-                && st.st_dev as u64 == self.dev
+                && file_id(st).0 == self.dev
         };
         let handle =
             rustix::fs::open(&self.path, OFlags::PATH | OFlags::CLOEXEC, Perm::empty()).ok()?;
@@ -575,8 +583,7 @@ pub fn prepare(args: &Args, detached: bool) -> Result<Prepared, Error> {
             ))
         }
     }
-    #[allow(clippy::unnecessary_cast)]
-    let dev = st.st_dev as u64;
+    let (dev, _) = file_id(&st);
     // First of the checks that can race with the caller: libdm does not
     // wait for us, so the file may be moved any moment after it forked.
     if !detached {
@@ -672,4 +679,17 @@ fn kind_name(kind: FileType) -> &'static str {
         FileType::Symlink => "a symbolic link",
         _ => "an unknown kind of file",
     }
+}
+
+/// Whether `extents` holds exactly the extents of `sorted` (which is sorted).
+fn same_set(sorted: &[Extent], extents: &[Extent]) -> bool {
+    if sorted.len() != extents.len() {
+        return false;
+    }
+    if extents.is_sorted() {
+        return sorted == extents;
+    }
+    let mut extents = extents.to_vec();
+    extents.sort_unstable();
+    sorted == extents
 }

@@ -77,13 +77,61 @@ pub fn diff(members: &[Member], extents: &[Extent]) -> Plan {
     plan
 }
 
+/// Every property the engine relies on, checked for one input; shared by
+/// the unit tests and the `extent_diff` fuzz target. Panics on a violation.
+#[doc(hidden)]
+pub fn check_diff(members: &[Member], extents: &[Extent]) -> Plan {
+    let plan = diff(members, extents);
+    let extent_of = |id: RegionId| {
+        let member = members.iter().find(|m| m.id == id);
+        member
+            .unwrap_or_else(|| panic!("plan names {id}, not a member"))
+            .extent
+    };
+
+    // keep and delete partition the members.
+    let mut seen: Vec<RegionId> = plan.keep.iter().chain(&plan.delete).copied().collect();
+    seen.sort_unstable();
+    let mut ids: Vec<RegionId> = members.iter().map(|m| m.id).collect();
+    ids.sort_unstable();
+    assert_eq!(seen, ids, "keep + delete must be exactly the members");
+    assert!(plan.keep.windows(2).all(|w| w[0] < w[1]));
+    assert!(plan.delete.windows(2).all(|w| w[0] < w[1]));
+
+    // Applying the plan yields exactly the extents, as a multiset.
+    let mut after: Vec<Extent> = plan.keep.iter().map(|&id| extent_of(id)).collect();
+    after.extend(&plan.create);
+    after.sort_unstable();
+    let mut want = extents.to_vec();
+    want.sort_unstable();
+    assert_eq!(after, want, "plan must yield the extents");
+
+    // A member equal to an extent survives, as long as the extent has
+    // not already been claimed by an equal member with a lower id.
+    for &id in &plan.delete {
+        let e = extent_of(id);
+        let wanted = extents.iter().filter(|&&x| x == e).count();
+        let kept = plan.keep.iter().filter(|&&k| extent_of(k) == e).count();
+        assert_eq!(
+            kept, wanted,
+            "member {id} deleted though its extent is wanted"
+        );
+        assert!(plan.keep.iter().all(|&k| extent_of(k) != e || k < id));
+    }
+
+    // create keeps file order.
+    let mut pos = 0;
+    for c in &plan.create {
+        let at = extents[pos..].iter().position(|x| x == c);
+        pos += at.unwrap_or_else(|| panic!("create out of file order at {c:?}")) + 1;
+    }
+    plan
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn ext(start: u64, len: u64) -> Extent {
-        Extent { start, len }
-    }
+    use crate::testing::{ext, Rng};
 
     fn mem(id: RegionId, start: u64, len: u64) -> Member {
         Member {
@@ -92,55 +140,12 @@ mod tests {
         }
     }
 
-    /// Every property the engine relies on, checked for one input.
-    fn check(members: &[Member], extents: &[Extent]) -> Plan {
-        let plan = diff(members, extents);
-        let extent_of = |id: RegionId| members.iter().find(|m| m.id == id).unwrap().extent;
-
-        // keep and delete partition the members.
-        let mut seen: Vec<RegionId> = plan.keep.iter().chain(&plan.delete).copied().collect();
-        seen.sort_unstable();
-        let mut ids: Vec<RegionId> = members.iter().map(|m| m.id).collect();
-        ids.sort_unstable();
-        assert_eq!(seen, ids, "keep + delete must be exactly the members");
-        assert!(plan.keep.windows(2).all(|w| w[0] < w[1]));
-        assert!(plan.delete.windows(2).all(|w| w[0] < w[1]));
-
-        // Applying the plan yields exactly the extents, as a multiset.
-        let mut after: Vec<Extent> = plan.keep.iter().map(|&id| extent_of(id)).collect();
-        after.extend(&plan.create);
-        after.sort_unstable();
-        let mut want = extents.to_vec();
-        want.sort_unstable();
-        assert_eq!(after, want, "plan must yield the extents");
-
-        // A member equal to an extent survives, as long as the extent has
-        // not already been claimed by an equal member with a lower id.
-        for &id in &plan.delete {
-            let e = extent_of(id);
-            let wanted = extents.iter().filter(|&&x| x == e).count();
-            let kept = plan.keep.iter().filter(|&&k| extent_of(k) == e).count();
-            assert_eq!(
-                kept, wanted,
-                "member {id} deleted though its extent is wanted"
-            );
-            assert!(plan.keep.iter().all(|&k| extent_of(k) != e || k < id));
-        }
-
-        // create keeps file order.
-        let mut pos = 0;
-        for c in &plan.create {
-            pos += extents[pos..].iter().position(|x| x == c).unwrap() + 1;
-        }
-        plan
-    }
-
     #[test]
     fn empty_sides() {
-        assert_eq!(check(&[], &[]), Plan::default());
-        let p = check(&[], &[ext(8, 8), ext(0, 8)]);
+        assert_eq!(check_diff(&[], &[]), Plan::default());
+        let p = check_diff(&[], &[ext(8, 8), ext(0, 8)]);
         assert_eq!(p.create, vec![ext(8, 8), ext(0, 8)]);
-        let p = check(&[mem(3, 0, 8), mem(1, 8, 8)], &[]);
+        let p = check_diff(&[mem(3, 0, 8), mem(1, 8, 8)], &[]);
         assert_eq!(p.delete, vec![1, 3]);
         assert!(p.keep.is_empty());
     }
@@ -148,7 +153,7 @@ mod tests {
     #[test]
     fn identical_is_noop() {
         let ms = [mem(0, 100, 8), mem(1, 0, 8), mem(2, 50, 2)];
-        let p = check(&ms, &[ext(100, 8), ext(0, 8), ext(50, 2)]);
+        let p = check_diff(&ms, &[ext(100, 8), ext(0, 8), ext(50, 2)]);
         assert!(p.is_noop());
         assert_eq!(p.keep, vec![0, 1, 2]);
     }
@@ -157,46 +162,32 @@ mod tests {
     fn growth_shrink_and_move() {
         let ms = [mem(0, 0, 8), mem(1, 16, 8)];
         // The second extent grew: it is a different region now.
-        let p = check(&ms, &[ext(0, 8), ext(16, 16)]);
+        let p = check_diff(&ms, &[ext(0, 8), ext(16, 16)]);
         assert_eq!(
             (p.keep, p.create, p.delete),
             (vec![0], vec![ext(16, 16)], vec![1])
         );
         // First extent freed.
-        let p = check(&ms, &[ext(16, 8)]);
+        let p = check_diff(&ms, &[ext(16, 8)]);
         assert_eq!((p.keep, p.delete), (vec![1], vec![0]));
     }
 
     #[test]
     fn duplicate_members_keep_the_lowest_id() {
         let ms = [mem(7, 0, 8), mem(2, 0, 8), mem(5, 0, 8)];
-        let p = check(&ms, &[ext(0, 8)]);
+        let p = check_diff(&ms, &[ext(0, 8)]);
         assert_eq!((p.keep, p.delete), (vec![2], vec![5, 7]));
         // Two equal extents are matched by two members.
-        let p = check(&ms, &[ext(0, 8), ext(0, 8)]);
+        let p = check_diff(&ms, &[ext(0, 8), ext(0, 8)]);
         assert_eq!((p.keep, p.delete), (vec![2, 5], vec![7]));
-        let p = check(&[mem(1, 0, 8)], &[ext(0, 8), ext(0, 8)]);
+        let p = check_diff(&[mem(1, 0, 8)], &[ext(0, 8), ext(0, 8)]);
         assert_eq!((p.keep, p.create), (vec![1], vec![ext(0, 8)]));
     }
 
     #[test]
     fn same_start_different_length_is_not_a_match() {
-        let p = check(&[mem(0, 0, 8)], &[ext(0, 9)]);
+        let p = check_diff(&[mem(0, 0, 8)], &[ext(0, 9)]);
         assert_eq!((p.create, p.delete), (vec![ext(0, 9)], vec![0]));
-    }
-
-    /// xorshift: deterministic, so a failure reproduces.
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-        fn below(&mut self, n: u64) -> u64 {
-            self.next() % n
-        }
     }
 
     #[test]
@@ -220,7 +211,7 @@ mod tests {
                     ext(k * 8, 1 + k % 3)
                 })
                 .collect();
-            check(&members, &extents);
+            check_diff(&members, &extents);
         }
     }
 }

@@ -21,9 +21,11 @@
 //! out ([`EngineError::Raced`]) if the group changed while it was creating,
 //! and a group whose members another new descriptor claims is treated as
 //! gone. A rival that runs its whole update between that last list and our
-//! descriptor write still leaves its new regions outside both groups.
+//! descriptor write leaves its new regions outside the group for a moment:
+//! only their creator knows them, and it deletes them at its next look
+//! (the sweep in `Engine::load`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::diff::{self, Member};
 use crate::extent::Extent;
@@ -55,8 +57,6 @@ pub struct Group {
     /// Ids the descriptor names that do not exist (someone deleted them):
     /// the next update drops them from the descriptor.
     pub missing: Vec<RegionId>,
-    /// Lines of the reply that did not parse (other programs' odd aux data).
-    pub skipped: Vec<SkippedLine>,
 }
 
 impl Group {
@@ -148,6 +148,13 @@ pub struct Engine<D: Device> {
     /// engine first looked (see [`claims`]): junk that was there before us,
     /// not a rival.
     old_claims: Vec<(RegionId, String)>,
+    /// Regions this engine created that still exist. Should a rival's
+    /// descriptor replace ours, the ones it does not name are known to
+    /// nobody else: [`Engine::sweep`] deletes them.
+    created: BTreeSet<RegionId>,
+    /// The members as last listed or written, to recognise the group in a
+    /// rival's descriptor after ours is gone.
+    known: BTreeSet<RegionId>,
     /// For the log; see [`Engine::take_warnings`].
     warnings: Vec<String>,
     /// The unreadable lines of the last list, so each is warned about once.
@@ -185,6 +192,8 @@ impl<D: Device> Engine<D> {
             filtered: false,
             messages: 0,
             old_claims: Vec::new(),
+            created: BTreeSet::new(),
+            known: BTreeSet::new(),
             warnings: Vec::new(),
             skipped: Vec::new(),
         }
@@ -215,23 +224,22 @@ impl<D: Device> Engine<D> {
     }
 
     /// Read the group with one `@stats_list`; `Ok(None)` when it no longer
-    /// exists. The first call lists every program's regions to learn the
-    /// group's program id and fails if the id names no group; later calls
-    /// list that program's regions only.
+    /// exists or a rival's new descriptor claims it. The first call lists
+    /// every program's regions to learn the group's program id and fails if
+    /// the id names no group; later calls list that program's regions only,
+    /// unless the group mixes programs.
     pub fn load(&mut self) -> Result<Option<Group>, EngineError> {
         let first = self.program_id.is_none();
         let (regions, skipped) = self.list()?;
-        if skipped != self.skipped {
-            for line in skipped.iter().filter(|l| !self.skipped.contains(l)) {
-                self.warnings.push(format!(
-                    "@stats_list line {} skipped: {}",
-                    line.line_no, line.reason
-                ));
-            }
-            self.skipped.clone_from(&skipped);
+        for line in skipped.iter().filter(|l| !self.skipped.contains(l)) {
+            self.warnings.push(format!(
+                "@stats_list line {} skipped: {}",
+                line.line_no, line.reason
+            ));
         }
+        self.skipped = skipped;
         let by_id = by_id(regions);
-        match read_group(self.group_id, &by_id, skipped) {
+        match read_group(self.group_id, &by_id) {
             Ok(group) => {
                 if first {
                     self.old_claims = claims(&by_id, &group);
@@ -242,15 +250,22 @@ impl<D: Device> Engine<D> {
                 // Another updater moved the group to a new leader of its
                 // own: what we hold is a stale copy, no longer the group.
                 if self.rival_claims(&by_id, &group) {
+                    // Our descriptor lost: what only it names is ours to clear.
+                    self.sweep(&by_id, Some(group.leader.id), true);
                     return Ok(None);
                 }
+                self.sweep(&by_id, None, true);
+                self.known = group.members.iter().map(|m| m.id).collect();
                 Ok(Some(group))
             }
             Err(reason) if first => Err(EngineError::NotAGroup {
                 id: self.group_id,
                 reason,
             }),
-            Err(_) => Ok(None),
+            Err(_) => {
+                self.sweep(&by_id, None, false);
+                Ok(None)
+            }
         }
     }
 
@@ -397,10 +412,7 @@ impl<D: Device> Engine<D> {
         let sent = self.messages;
         let group = self.load()?.ok_or(EngineError::GroupGone(self.group_id))?;
         let mut ours = Ours::of(&group);
-        let mut summary = Summary {
-            kept: 0,
-            ..Summary::default()
-        };
+        let mut summary = Summary::default();
         let leader = group.leader.id;
         for id in group
             .members
@@ -422,7 +434,9 @@ impl<D: Device> Engine<D> {
     fn create(&mut self, extent: Extent, leader: &Region) -> Result<RegionId, EngineError> {
         let msg = stats::msg_create(extent, leader)?;
         let reply = self.send(msg.clone())?;
-        stats::parse_create_reply(&reply).ok_or(EngineError::BadReply { msg, reply })
+        let id = stats::parse_create_reply(&reply).ok_or(EngineError::BadReply { msg, reply })?;
+        self.created.insert(id);
+        Ok(id)
     }
 
     /// A region someone else already deleted is as good as deleted. ENOENT
@@ -430,19 +444,65 @@ impl<D: Device> Engine<D> {
     /// would leave the region outside the group if it were still there.
     fn delete(&mut self, id: RegionId) -> Result<(), EngineError> {
         match self.send(stats::msg_delete(id)) {
-            Err(
-                e @ EngineError::Device {
-                    source: DeviceError::Os(rustix::io::Errno::NOENT),
-                    ..
-                },
-            ) => {
-                if self.exists(id)? {
-                    Err(e)
-                } else {
-                    Ok(())
-                }
+            Err(EngineError::Device {
+                source: DeviceError::Os(rustix::io::Errno::NOENT),
+                ..
+            }) if !self.exists(id)? => {}
+            other => other.map(drop)?,
+        }
+        self.created.remove(&id);
+        Ok(())
+    }
+
+    /// Delete the regions we created that no descriptor names while the
+    /// group lives on (in our descriptor, or a rival's that replaced it):
+    /// two updaters racing can each publish a descriptor without the
+    /// other's new regions, and only their creator knows them. `lost` is
+    /// our own leader when a rival's descriptor superseded its one. When no
+    /// group is left (`dmstats ungroup`), what remains is the user's.
+    fn sweep(
+        &mut self,
+        by_id: &BTreeMap<RegionId, Region>,
+        lost: Option<RegionId>,
+        group_lives: bool,
+    ) {
+        self.created.retain(|id| by_id.contains_key(id));
+        if self.created.is_empty() {
+            return;
+        }
+        let named: BTreeSet<RegionId> = by_id
+            .values()
+            .filter(|r| Some(r.id) != lost && r.aux_data.contains("DMS_GROUP="))
+            .filter_map(|r| match Descriptor::parse(&r.aux_data) {
+                Ok(Some(d)) if d.leader() == Some(r.id) => Some(d.members),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        let lives = group_lives
+            || self
+                .created
+                .iter()
+                .chain(&self.known)
+                .any(|id| named.contains(id));
+        if !lives {
+            return;
+        }
+        let orphans: Vec<RegionId> = self
+            .created
+            .iter()
+            .filter(|id| !named.contains(id))
+            .copied()
+            .collect();
+        for id in orphans {
+            match self.delete(id) {
+                Ok(()) => self.warnings.push(format!(
+                    "region {id}, created by us, was left outside the group by another updater: deleted"
+                )),
+                Err(e) => self
+                    .warnings
+                    .push(format!("region {id} is outside the group and will not go: {e}")),
             }
-            other => other.map(drop),
         }
     }
 
@@ -464,12 +524,9 @@ impl<D: Device> Engine<D> {
     /// One `@stats_list`, of the group's program once it is known to hold
     /// every member.
     fn list(&mut self) -> Result<(Vec<Region>, Vec<SkippedLine>), EngineError> {
-        let filter = if self.filtered {
-            self.program_id.clone()
-        } else {
-            None
-        };
-        let reply = self.send(stats::msg_list(filter.as_deref())?)?;
+        let filter = self.program_id.as_deref().filter(|_| self.filtered);
+        let msg = stats::msg_list(filter)?;
+        let reply = self.send(msg)?;
         Ok(stats::parse_list(&reply))
     }
 
@@ -504,6 +561,7 @@ impl<D: Device> Engine<D> {
             self.set_aux(ours, leader, desc)?;
         }
         self.group_id = leader;
+        self.known = set.iter().copied().collect();
         Ok(())
     }
 
@@ -585,11 +643,7 @@ fn claims(by_id: &BTreeMap<RegionId, Region>, group: &Group) -> Vec<(RegionId, S
 }
 
 /// The group led by `id` in a list, or why there is none.
-fn read_group(
-    id: RegionId,
-    by_id: &BTreeMap<RegionId, Region>,
-    skipped: Vec<SkippedLine>,
-) -> Result<Group, String> {
+fn read_group(id: RegionId, by_id: &BTreeMap<RegionId, Region>) -> Result<Group, String> {
     let leader = by_id.get(&id).ok_or("no such region")?.clone();
     let descriptor = match Descriptor::parse(&leader.aux_data) {
         Ok(Some(d)) if d.leader() == Some(id) => d,
@@ -609,7 +663,6 @@ fn read_group(
         descriptor,
         members,
         missing,
-        skipped,
     })
 }
 

@@ -8,8 +8,6 @@ pub enum Error {
     Dm(#[from] dm::DmError),
     #[error(transparent)]
     Fiemap(#[from] fiemap::FiemapError),
-    #[error(transparent)]
-    Engine(#[from] engine::EngineError),
     #[error("{context}: {source}")]
     Io {
         context: String,

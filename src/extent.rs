@@ -187,21 +187,20 @@ pub fn check_merge(raw: &[RawExtent], splits: &[usize]) {
     // Every byte of every mapped record lies in some extent, and every
     // extent sector holds a byte of some record.
     let covered = |sector: u64| whole.iter().any(|e| e.start <= sector && sector < e.end());
+    // First and last sector a (mapped, non-empty) record touches.
+    let sectors = |r: &RawExtent| {
+        let last = (u128::from(r.physical) + u128::from(r.length) - 1) >> SECTOR_SHIFT;
+        (r.physical >> SECTOR_SHIFT, last as u64)
+    };
     for r in &mapped {
-        let first = r.physical >> SECTOR_SHIFT;
-        let last = ((u128::from(r.physical) + u128::from(r.length) - 1) >> SECTOR_SHIFT) as u64;
+        let (first, last) = sectors(r);
         for s in [first, last, first + (last - first) / 2] {
             assert!(covered(s), "sector {s} of {r:?} not counted in {whole:?}");
         }
     }
     for e in &whole {
         for s in [e.start, e.end() - 1] {
-            let holds = mapped.iter().any(|r| {
-                let first = r.physical >> SECTOR_SHIFT;
-                let last =
-                    ((u128::from(r.physical) + u128::from(r.length) - 1) >> SECTOR_SHIFT) as u64;
-                first <= s && s <= last
-            });
+            let holds = mapped.iter().map(sectors).any(|(f, l)| f <= s && s <= l);
             assert!(holds, "sector {s} of {e:?} maps no record");
         }
     }
@@ -210,21 +209,9 @@ pub fn check_merge(raw: &[RawExtent], splits: &[usize]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::{ext, rec, Rng};
 
     const MIB: u64 = 1 << 20;
-
-    fn rec(logical: u64, physical: u64, length: u64, flags: u32) -> RawExtent {
-        RawExtent {
-            logical,
-            physical,
-            length,
-            flags,
-        }
-    }
-
-    fn ext(start: u64, len: u64) -> Extent {
-        Extent { start, len }
-    }
 
     #[test]
     fn merge_rules() {
@@ -376,21 +363,6 @@ mod tests {
             rec(49 * 4096, 7 * 4096, 4096, FIEMAP_EXTENT_LAST),
         ];
         assert_eq!(merge(&raw), vec![ext(800, 384), ext(4000, 8), ext(56, 8)]);
-    }
-
-    /// xorshift: a small deterministic generator so `cargo test` covers the
-    /// fuzz target's property without the fuzzer.
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-        fn below(&mut self, n: u64) -> u64 {
-            self.next() % n
-        }
     }
 
     /// Records shaped like real ones (contiguous runs, repeats, unaligned

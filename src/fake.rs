@@ -15,7 +15,7 @@ use rustix::io::Errno;
 
 use crate::engine::{Device, DeviceError};
 use crate::extent::Extent;
-use crate::stats::{split_args, Descriptor, Dialect, Region, RegionId};
+use crate::stats::{self, split_args, Descriptor, Dialect, Region, RegionId};
 
 /// The message kinds a fault can target.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -26,6 +26,16 @@ pub enum Kind {
     SetAux,
     /// Any message, counted across kinds.
     Any,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 5] = [
+        Kind::Any,
+        Kind::List,
+        Kind::Create,
+        Kind::Delete,
+        Kind::SetAux,
+    ];
 }
 
 /// Fail the `nth` (1-based) call of `kind` with `errno`, without effect.
@@ -63,16 +73,8 @@ pub struct FakeDm {
     pub region_limit: Option<usize>,
     /// Size of the device in sectors, for the `-` range.
     pub dev_sectors: u64,
-    calls: Calls,
-}
-
-#[derive(Debug, Default, Clone, Copy)]
-struct Calls {
-    list: usize,
-    create: usize,
-    delete: usize,
-    set_aux: usize,
-    any: usize,
+    /// Messages received so far, indexed by [`Kind`].
+    calls: [usize; Kind::ALL.len()],
 }
 
 impl Default for FakeDm {
@@ -83,7 +85,7 @@ impl Default for FakeDm {
             faults: Vec::new(),
             region_limit: None,
             dev_sectors: 1 << 21,
-            calls: Calls::default(),
+            calls: [0; Kind::ALL.len()],
         }
     }
 }
@@ -100,19 +102,13 @@ impl FakeDm {
 
     /// Number of messages of `kind` received so far.
     pub fn calls(&self, kind: Kind) -> usize {
-        match kind {
-            Kind::List => self.calls.list,
-            Kind::Create => self.calls.create,
-            Kind::Delete => self.calls.delete,
-            Kind::SetAux => self.calls.set_aux,
-            Kind::Any => self.calls.any,
-        }
+        self.calls[kind as usize]
     }
 
     /// Forget the fault plan and restart the call counters (not the log).
     pub fn reset_faults(&mut self) {
         self.faults.clear();
-        self.calls = Calls::default();
+        self.calls = [0; Kind::ALL.len()];
     }
 
     /// The kernel hands out the lowest id not in use.
@@ -200,23 +196,14 @@ impl FakeDm {
 
     /// Count a message of `kind` and say whether the plan fails it.
     fn next_fault(&mut self, kind: Kind) -> Option<Errno> {
-        let c = &mut self.calls;
-        c.any += 1;
-        let slot = match kind {
-            Kind::List => Some(&mut c.list),
-            Kind::Create => Some(&mut c.create),
-            Kind::Delete => Some(&mut c.delete),
-            Kind::SetAux => Some(&mut c.set_aux),
-            Kind::Any => None,
-        };
-        let n = slot.map(|n| {
-            *n += 1;
-            *n
-        });
-        let any = self.calls.any;
+        self.calls[Kind::Any as usize] += 1;
+        if kind != Kind::Any {
+            self.calls[kind as usize] += 1;
+        }
+        let calls = &self.calls;
         self.faults
             .iter()
-            .find(|f| (f.kind == kind && Some(f.nth) == n) || (f.kind == Kind::Any && f.nth == any))
+            .find(|f| [kind, Kind::Any].contains(&f.kind) && f.nth == calls[f.kind as usize])
             .map(|f| f.errno)
     }
 
@@ -356,10 +343,7 @@ fn region(id: RegionId, extent: Extent, program_id: &str, aux_data: &str) -> Reg
 /// Decimal digits only: the kernel's `%llu` takes no sign and no space here
 /// (the splitter already removed the spaces).
 fn number(s: &str) -> Result<u64, Errno> {
-    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(Errno::INVAL);
-    }
-    s.parse().map_err(|_| Errno::INVAL)
+    stats::number(s).ok_or(Errno::INVAL)
 }
 
 fn region_id(s: &str) -> Result<RegionId, Errno> {

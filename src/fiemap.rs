@@ -133,6 +133,7 @@ where
 mod tests {
     use super::*;
     use crate::extent::merge;
+    use crate::testing::{rec, Rng};
     use std::io::{Seek, SeekFrom, Write};
     use std::mem::offset_of;
 
@@ -156,15 +157,6 @@ mod tests {
         assert_eq!(offset_of!(Request<3>, extents), 32);
         assert_eq!(size_of::<Request<BATCH>>(), 32 + 56 * BATCH);
         assert_eq!(FS_IOC_FIEMAP as u64, 0xC020_660B);
-    }
-
-    fn rec(logical: u64, physical: u64, length: u64, flags: u32) -> RawExtent {
-        RawExtent {
-            logical,
-            physical,
-            length,
-            flags,
-        }
     }
 
     /// A FIEMAP stand-in honouring `start` and returning at most `cap`
@@ -200,13 +192,8 @@ mod tests {
 
     #[test]
     fn scan_loop_random_batches() {
-        let mut x = 0x2545_f491_4f6c_dd1du64;
-        let mut next = move |n: u64| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x % n
-        };
+        let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+        let mut next = move |n: u64| rng.below(n);
         for round in 0..300 {
             let mut records: Vec<RawExtent> = Vec::new();
             let mut logical = 0;

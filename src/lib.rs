@@ -21,6 +21,8 @@ pub mod fiemap;
 pub mod log;
 pub mod stats;
 pub mod sys;
+#[doc(hidden)]
+pub mod testing;
 pub mod watch;
 
 pub use error::Error;

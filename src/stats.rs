@@ -69,14 +69,11 @@ impl Region {
 }
 
 fn join_bounds(bounds: &[u64]) -> String {
-    let mut out = String::new();
-    for (i, b) in bounds.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        out.push_str(&b.to_string());
-    }
-    out
+    bounds
+        .iter()
+        .map(u64::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// A line of an `@stats_list` reply that could not be read as a region.
@@ -154,7 +151,7 @@ fn parse_bounds(list: &str) -> Option<Vec<u64>> {
 }
 
 /// A decimal number: ASCII digits only (`u64::from_str` would take a `+`).
-fn number(s: &str) -> Option<u64> {
+pub(crate) fn number(s: &str) -> Option<u64> {
     if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }

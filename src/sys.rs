@@ -2,11 +2,12 @@
 //! from the caller, and the `/proc` scan for other holders of a file.
 //! The third and last module allowed unchecked code (each block has a SAFETY
 //! comment); the crate denies it everywhere else (Cargo.toml `[lints]`).
-#![allow(unsafe_code)]
 //!
 //! Detaching does not fork: a forked child of a Rust program may only call
 //! async-signal-safe functions, so we re-execute ourselves (`/proc/self/exe`)
 //! with [`DETACHED_ENV`] set, and the parent exits.
+// Each unchecked block below carries a SAFETY comment.
+#![allow(unsafe_code)]
 
 use std::ffi::OsString;
 use std::io;

@@ -12,10 +12,6 @@ use dmfilemapd::stats::{Descriptor, Dialect, Region};
 
 const P: &str = DMSTATS_PROGRAM;
 
-fn never() -> bool {
-    false
-}
-
 fn sync(engine: &mut Engine<FakeDm>, extents: &[Extent]) -> Outcome {
     let out = engine.sync(extents, &never).unwrap();
     converged(&engine.dev, engine.group_id(), extents);

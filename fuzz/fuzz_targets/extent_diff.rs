@@ -3,11 +3,12 @@
 #![no_main]
 use std::collections::BTreeMap;
 
-use dmfilemapd::diff::{diff, Member};
+use dmfilemapd::diff::{check_diff, Member};
 use dmfilemapd::engine::{Engine, EngineError};
 use dmfilemapd::extent::Extent;
-use dmfilemapd::fake::{FakeDm, Kind, FAULT_ERRNOS};
+use dmfilemapd::fake::{FakeDm, Kind, DMSTATS_PROGRAM, FAULT_ERRNOS};
 use dmfilemapd::stats::{Descriptor, Dialect, Region, RegionId};
+use dmfilemapd::testing::{converged, no_orphans, snapshot, untouched};
 use libfuzzer_sys::fuzz_target;
 
 /// Few places and lengths, so that members and extents often coincide.
@@ -41,78 +42,11 @@ fn decode(data: &[u8]) -> (Vec<Member>, Vec<Extent>, &[u8]) {
     (members, extents, chunks.remainder())
 }
 
-fn sorted<T: Ord + Clone>(v: &[T]) -> Vec<T> {
-    let mut v = v.to_vec();
-    v.sort_unstable();
-    v
-}
-
-fn check_plan(members: &[Member], extents: &[Extent]) {
-    let plan = diff(members, extents);
-    let extent_of = |id: RegionId| members.iter().find(|m| m.id == id).map(|m| m.extent);
-    let mut seen: Vec<RegionId> = plan.keep.iter().chain(&plan.delete).copied().collect();
-    seen.sort_unstable();
-    // keep and delete split the members: nothing outside the group is touched.
-    assert_eq!(
-        seen,
-        sorted(&members.iter().map(|m| m.id).collect::<Vec<_>>())
-    );
-    assert!(plan.keep.windows(2).all(|w| w[0] < w[1]));
-    assert!(plan.delete.windows(2).all(|w| w[0] < w[1]));
-    let mut after: Vec<Extent> = plan.keep.iter().filter_map(|&id| extent_of(id)).collect();
-    after.extend(&plan.create);
-    assert_eq!(
-        sorted(&after),
-        sorted(extents),
-        "plan does not yield the extents"
-    );
-    for &id in &plan.delete {
-        let e = extent_of(id).unwrap();
-        let wanted = extents.iter().filter(|&&x| x == e).count();
-        let kept = plan
-            .keep
-            .iter()
-            .filter(|&&k| extent_of(k) == Some(e))
-            .count();
-        assert_eq!(kept, wanted, "region {id} equal to a wanted extent deleted");
-    }
-    let mut rest = extents;
-    for c in &plan.create {
-        let at = rest
-            .iter()
-            .position(|x| x == c)
-            .expect("create out of file order");
-        rest = &rest[at + 1..];
-    }
-}
-
-/// The group led by `id`: its descriptor names itself and only regions that
-/// exist, sits on the lowest of them, and no member keeps a stale one.
-fn group(dm: &FakeDm, id: RegionId) -> Vec<RegionId> {
-    let d = Descriptor::parse(&dm.regions[&id].aux_data)
-        .unwrap()
-        .unwrap();
-    assert_eq!(d.leader(), Some(id));
-    for m in &d.members[1..] {
-        let r = dm
-            .regions
-            .get(m)
-            .expect("descriptor names a missing region");
-        if let Ok(Some(stale)) = Descriptor::parse(&r.aux_data) {
-            assert_ne!(stale.leader(), Some(*m), "stale descriptor on member {m}");
-        }
-    }
-    d.members
-}
-
+/// The group led by `id` is whole, holds every `dmstats` region, and no
+/// other program's region changed.
 fn check_device(dm: &FakeDm, id: RegionId, foreign: &BTreeMap<RegionId, Region>) {
-    let members = group(dm, id);
-    for r in dm.regions.values().filter(|r| r.program_id == "dmstats") {
-        assert!(members.contains(&r.id), "region {} outside the group", r.id);
-    }
-    for (fid, r) in foreign {
-        assert_eq!(dm.regions.get(fid), Some(r), "foreign region touched");
-    }
+    no_orphans(dm, DMSTATS_PROGRAM, &[id]);
+    untouched(dm, foreign);
 }
 
 fn run_engine(members: &[Member], extents: &[Extent], rest: &[u8]) {
@@ -126,14 +60,15 @@ fn run_engine(members: &[Member], extents: &[Extent], rest: &[u8]) {
             start: m.extent.start,
             len: m.extent.len,
             step: m.extent.len,
-            program_id: "dmstats".into(),
+            program_id: DMSTATS_PROGRAM.into(),
             aux_data: "-".into(),
             precise: false,
             histogram: Vec::new(),
         };
         dm.insert(r);
     }
-    let ids = sorted(&members.iter().map(|m| m.id).collect::<Vec<_>>());
+    let mut ids: Vec<RegionId> = members.iter().map(|m| m.id).collect();
+    ids.sort_unstable();
     let leader = ids[0];
     let dialect = if rest.first().is_some_and(|b| b & 1 == 1) {
         Dialect::Quoted
@@ -148,23 +83,12 @@ fn run_engine(members: &[Member], extents: &[Extent], rest: &[u8]) {
     };
     dm.regions.get_mut(&leader).unwrap().aux_data = desc.format();
     dm.seed(Extent { start: 0, len: 8 }, "other", "DMS_GROUP=x:0-99#");
-    let foreign: BTreeMap<RegionId, Region> = dm
-        .regions
-        .iter()
-        .filter(|(_, r)| r.program_id != "dmstats")
-        .map(|(&k, v)| (k, v.clone()))
-        .collect();
+    let foreign = snapshot(&dm, DMSTATS_PROGRAM);
 
     let mut engine = Engine::new(dm, leader);
     engine.load().unwrap().unwrap();
     if let [kind, nth, errno, ..] = *rest {
-        let kind = [
-            Kind::Any,
-            Kind::List,
-            Kind::Create,
-            Kind::Delete,
-            Kind::SetAux,
-        ][usize::from(kind % 5)];
+        let kind = Kind::ALL[usize::from(kind) % Kind::ALL.len()];
         engine.dev.fail(
             kind,
             usize::from(nth % 16) + 1,
@@ -187,11 +111,7 @@ fn run_engine(members: &[Member], extents: &[Extent], rest: &[u8]) {
         Ok(_) if extents.is_empty() => {}
         Ok(_) => {
             check_device(&engine.dev, engine.group_id(), &foreign);
-            let have: Vec<Extent> = group(&engine.dev, engine.group_id())
-                .iter()
-                .map(|id| engine.dev.regions[id].extent())
-                .collect();
-            assert_eq!(sorted(&have), sorted(extents), "not converged");
+            converged(&engine.dev, engine.group_id(), extents);
         }
     }
     if extents.is_empty() {
@@ -200,7 +120,7 @@ fn run_engine(members: &[Member], extents: &[Extent], rest: &[u8]) {
                 .dev
                 .regions
                 .values()
-                .all(|r| r.program_id != "dmstats"),
+                .all(|r| r.program_id != DMSTATS_PROGRAM),
             "regions left after removal"
         );
     }
@@ -208,6 +128,6 @@ fn run_engine(members: &[Member], extents: &[Extent], rest: &[u8]) {
 
 fuzz_target!(|data: &[u8]| {
     let (members, extents, rest) = decode(data);
-    check_plan(&members, &extents);
+    check_diff(&members, &extents);
     run_engine(&members, &extents, rest);
 });

@@ -1,29 +1,13 @@
-//! Shared by the engine and fault tests: a file model, invariant checks.
+//! Shared by the engine and fault tests: a file model; the invariant
+//! checks are `dmfilemapd::testing`'s, shared with the fuzz targets.
 #![allow(dead_code)]
 
-use std::collections::BTreeMap;
-
 use dmfilemapd::extent::Extent;
-use dmfilemapd::fake::FakeDm;
-use dmfilemapd::stats::{Descriptor, Region, RegionId};
+pub use dmfilemapd::testing::{converged, ext, group, no_orphans, snapshot, untouched, Rng};
 
-pub fn ext(start: u64, len: u64) -> Extent {
-    Extent { start, len }
-}
-
-/// xorshift: deterministic, so a failure reproduces.
-pub struct Rng(pub u64);
-
-impl Rng {
-    pub fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
+/// A stop request that never comes.
+pub fn never() -> bool {
+    false
 }
 
 /// Extents as a file system would give: disjoint, in file order, not
@@ -45,78 +29,4 @@ pub fn random_layout(rng: &mut Rng, max: u64) -> Vec<Extent> {
             ext(s * 2048, 8 * (1 + s % 4))
         })
         .collect()
-}
-
-/// The group led by `id`, checked: its descriptor names itself and only
-/// regions that exist; no other member holds a descriptor naming itself.
-pub fn group(dm: &FakeDm, id: RegionId) -> (Descriptor, Vec<Region>) {
-    let leader = dm
-        .regions
-        .get(&id)
-        .unwrap_or_else(|| panic!("leader {id} missing"));
-    let desc = Descriptor::parse(&leader.aux_data)
-        .unwrap()
-        .unwrap_or_else(|| panic!("leader {id} holds no descriptor: {:?}", leader.aux_data));
-    assert_eq!(desc.leader(), Some(id), "descriptor not led by its holder");
-    let members: Vec<Region> = desc
-        .members
-        .iter()
-        .map(|m| {
-            dm.regions
-                .get(m)
-                .unwrap_or_else(|| panic!("descriptor names missing region {m}"))
-                .clone()
-        })
-        .collect();
-    for r in &members[1..] {
-        if let Ok(Some(d)) = Descriptor::parse(&r.aux_data) {
-            assert_ne!(
-                d.leader(),
-                Some(r.id),
-                "member {} keeps a stale descriptor",
-                r.id
-            );
-        }
-    }
-    (desc, members)
-}
-
-/// Every region of `program` belongs to one of the groups led by `leaders`.
-pub fn no_orphans(dm: &FakeDm, program: &str, leaders: &[RegionId]) {
-    let mut named = Vec::new();
-    for &l in leaders {
-        named.extend(group(dm, l).0.members);
-    }
-    for r in dm.regions.values().filter(|r| r.program_id == program) {
-        assert!(
-            named.contains(&r.id),
-            "region {} of {program} outside every group: {r:?}",
-            r.id
-        );
-    }
-}
-
-/// The group's regions are exactly `extents`, without duplicates.
-pub fn converged(dm: &FakeDm, id: RegionId, extents: &[Extent]) {
-    let (_, members) = group(dm, id);
-    let mut have: Vec<Extent> = members.iter().map(|r| r.extent()).collect();
-    have.sort_unstable();
-    let mut want = extents.to_vec();
-    want.sort_unstable();
-    assert_eq!(have, want, "group {id} does not match the extents");
-}
-
-/// Regions of other programs, to compare byte for byte later.
-pub fn snapshot(dm: &FakeDm, except: &str) -> BTreeMap<RegionId, Region> {
-    dm.regions
-        .iter()
-        .filter(|(_, r)| r.program_id != except)
-        .map(|(&k, v)| (k, v.clone()))
-        .collect()
-}
-
-pub fn untouched(dm: &FakeDm, before: &BTreeMap<RegionId, Region>) {
-    for (id, r) in before {
-        assert_eq!(dm.regions.get(id), Some(r), "foreign region {id} changed");
-    }
 }
