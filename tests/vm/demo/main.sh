@@ -6,7 +6,7 @@ write_mib "$f" 4
 xfs_io -c "fpunch 1M 64K" -c "fpunch 2M 64K" "$f"
 show filefrag -v "$f"
 show dmstats create --filemap "$f"
-pid=$(one_daemon)
+pid=$(one_daemon) || exit 1
 echo "dmfilemapd is running as pid $pid ($(tr '\0' ' ' < /proc/$pid/cmdline))"
 show dmstats list --group
 expect_group xfs data.img "$f"

@@ -1,7 +1,7 @@
 # Bad command lines: exit 1 with one clear line, before forking.
 f=/mnt/ext4/ba
 make_fragmented "$f" 1
-gid=$(map "$f" --nomonitor)
+gid=$(map "$f" --nomonitor) || exit 1
 D="exec 5< $f; exec dmfilemapd"
 REFUSE_LINES=2 refuse "no arguments" "$D"
 REFUSE_LINES=2 refuse "three arguments" "$D 5 $gid $f"

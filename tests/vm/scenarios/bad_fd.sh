@@ -2,7 +2,7 @@
 # refused before forking, and nothing blocks.
 f=/mnt/ext4/bf
 make_fragmented "$f" 1
-gid=$(map "$f" --nomonitor)
+gid=$(map "$f" --nomonitor) || exit 1
 refuse "fd not open" "exec dmfilemapd 9 $gid $f inode 0 0"
 refuse "fd of a directory" "exec 5< /mnt/ext4; exec dmfilemapd 5 $gid /mnt/ext4 inode 0 0"
 mkfifo /mnt/ext4/fifo

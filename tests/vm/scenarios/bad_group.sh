@@ -2,7 +2,7 @@
 # path must name the fd's file.
 f=/mnt/ext4/bg
 make_fragmented "$f" 1
-gid=$(map "$f" --nomonitor)
+gid=$(map "$f" --nomonitor) || exit 1
 D="exec 5< $f; exec dmfilemapd 5"
 refuse "missing group id" "$D 500 $f inode 0 0"
 refuse "group id far above" "$D 4000000 $f inode 0 0"

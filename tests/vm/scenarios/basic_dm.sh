@@ -5,7 +5,7 @@ for fs in ext4 xfs; do
     f=/mnt/$fs/basic
     write_mib "$f" 8
     fragment "$f" 1
-    gid=$(map "$f" --nomonitor)
+    gid=$(map "$f" --nomonitor) || exit 1
     note "$fs: group $gid"
     stats_list "$fs"
     check_group "$fs" basic "$f" || fail "fresh group does not match the file on $fs"

@@ -12,7 +12,7 @@ for fs in ext4 xfs; do
     done
     eval "xfs_io -f -d -c 'open -f -d $b' $cmds $a" > /dev/null || fail "interleaved writes failed"
     map "$a" > /dev/null
-    pid=$(one_daemon)
+    pid=$(one_daemon) || exit 1
     expect_group "$fs" dfa "$a"
     n0=$(file_extents "$a" | wc -l)
     blocks=$(stat -c %b "$a")

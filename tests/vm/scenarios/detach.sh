@@ -1,14 +1,17 @@
-# The forked daemon: its own session, cwd /, stdio on /dev/null at verbose 0,
+# The forked daemon: its own session (setsid in the child), cwd /, stdio on /dev/null at verbose 0,
 # no fd kept from its caller but the monitored file. Idle, it uses no CPU
 # (measured, not asserted).
 f=/mnt/xfs/dt
 make_fragmented "$f" 1
 exec 7< /mnt/xfs
-gid=$(map "$f")
+gid=$(map "$f") || exit 1
 exec 7<&-
-pid=$(one_daemon)
+pid=$(one_daemon) || exit 1
 expect_group xfs dt "$f"
 ls -l "/proc/$pid/fd"
+read -r stat < "/proc/$pid/stat"
+set -- $stat
+[ "$6" = "$pid" ] || fail "the daemon does not lead its own session (session $6)"
 [ "$(readlink "/proc/$pid/cwd")" = / ] || fail "cwd is $(readlink "/proc/$pid/cwd")"
 for n in 0 1 2; do
     t=$(readlink "/proc/$pid/fd/$n")

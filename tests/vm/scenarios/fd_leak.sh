@@ -5,7 +5,7 @@ for mode in path inode; do
     f=/mnt/ext4/fl$mode
     make_fragmented "$f" 1
     map "$f" --follow "$mode" > /dev/null
-    pid=$(one_daemon)
+    pid=$(one_daemon) || exit 1
     expect_group ext4 "fl$mode" "$f"
     n1=$(fdcount "$pid")
     i=0

@@ -3,8 +3,8 @@
 f=/mnt/ext4/first
 make_fragmented "$f" 1
 write_mib "$f" 2 1
-gid=$(map "$f")
-pid=$(one_daemon)
+gid=$(map "$f") || exit 1
+pid=$(one_daemon) || exit 1
 expect_group ext4 first "$f"
 first=$(file_extents "$f" | head -1)
 note "leader $gid: $(region_line ext4 "$gid")"

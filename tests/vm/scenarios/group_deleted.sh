@@ -1,8 +1,8 @@
 # Deleting the group with dmstats ends the daemon.
 f=/mnt/ext4/gd
 make_fragmented "$f" 1
-gid=$(map "$f")
-pid=$(one_daemon)
+gid=$(map "$f") || exit 1
+pid=$(one_daemon) || exit 1
 expect_group ext4 gd "$f"
 run dmstats delete --groupid "$gid" ext4
 wait_exit "$pid" 3 || fail "daemon still running 3 s after its group was deleted"

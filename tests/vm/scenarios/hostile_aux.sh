@@ -4,7 +4,7 @@
 f=/mnt/ext4/ha
 make_fragmented "$f" 1
 map "$f" > /dev/null
-pid=$(one_daemon)
+pid=$(one_daemon) || exit 1
 expect_group ext4 ha "$f"
 junk=$(printf 'x\001\002\177\200\377\\:#"=,-')
 run dmsetup message ext4 0 "@stats_create 100+8 /1 evil $junk"

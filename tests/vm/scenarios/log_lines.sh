@@ -2,7 +2,7 @@
 # "Started" line from the parent when forking at verbose 1.
 f=/mnt/ext4/ll
 start_fg() {
-    gid=$(map "$f" --nomonitor)
+    gid=$(map "$f" --nomonitor) || exit 1
     exec 5< "$f"
     dmfilemapd 5 "$gid" "$f" inode 1 1 > /tmp/ll.out 2>&1 &
     dpid=$!
@@ -29,11 +29,11 @@ run rm "$f"
 want_line "File unlinked and closed: exiting."
 # Forking at verbose 1: the parent says where the daemon went.
 make_fragmented "$f" 1
-gid=$(map "$f" --nomonitor)
+gid=$(map "$f" --nomonitor) || exit 1
 exec 5< "$f"
 # (into a file: at verbose 1 the daemon keeps its stdout, so a pipe never ends)
 dmfilemapd 5 "$gid" "$f" inode 0 1 > /tmp/ll.start 2>&1
 exec 5<&-
-pid=$(one_daemon)
+pid=$(one_daemon) || exit 1
 cat /tmp/ll.start
 grep -qx "Started dmfilemapd with pid=$pid" /tmp/ll.start || fail "no \"Started dmfilemapd with pid=$pid\" line"

@@ -4,9 +4,9 @@
 run dmsetup message ext4 0 "@stats_create 0+8 /1 dmstats fixture"
 f=/mnt/ext4/lower
 make_fragmented "$f" 1
-gid=$(map "$f")
+gid=$(map "$f") || exit 1
 [ "$gid" -gt 0 ] || fail "group got id $gid, expected one above the fixture"
-pid=$(one_daemon)
+pid=$(one_daemon) || exit 1
 expect_group ext4 lower "$f"
 run dmsetup message ext4 0 "@stats_delete 0"
 write_mib "$f" 2 1

@@ -2,8 +2,8 @@
 # the group back to the file's extents, without duplicating regions.
 f=/mnt/ext4/md
 make_fragmented "$f" 1
-gid=$(map "$f")
-pid=$(one_daemon)
+gid=$(map "$f") || exit 1
+pid=$(one_daemon) || exit 1
 expect_group ext4 md "$f"
 run dmsetup message ext4 0 "@stats_delete $((gid + 5))"
 run dmsetup message ext4 0 "@stats_delete $((gid + 6))"

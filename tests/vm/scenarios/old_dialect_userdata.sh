@@ -2,8 +2,8 @@
 # same dialect, alias and user data unchanged.
 f=/mnt/xfs/od
 make_fragmented "$f" 1
-gid=$(map "$f")
-pid=$(one_daemon)
+gid=$(map "$f") || exit 1
+pid=$(one_daemon) || exit 1
 expect_group xfs od "$f"
 members=$(group_members)
 run dmsetup message xfs 0 @stats_set_aux "$gid" "DMS_GROUP=od:$members#user\\ data\\ here"

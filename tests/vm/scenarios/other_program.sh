@@ -2,7 +2,7 @@
 f=/mnt/ext4/op
 make_fragmented "$f" 1
 map "$f" > /dev/null
-pid=$(one_daemon)
+pid=$(one_daemon) || exit 1
 expect_group ext4 op "$f"
 run dmsetup message ext4 0 "@stats_create 1000+100 /1 otherprog keep\\ this"
 run dmsetup message ext4 0 "@stats_create 0+2097152 /100 otherprog2 -"

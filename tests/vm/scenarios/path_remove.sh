@@ -2,7 +2,7 @@
 f=/mnt/ext4/prm
 make_fragmented "$f" 1
 map "$f" --follow path > /dev/null
-pid=$(one_daemon)
+pid=$(one_daemon) || exit 1
 expect_group ext4 prm "$f"
 run rm "$f"
 wait_exit "$pid" 5 || fail "daemon still running 5 s after the path was removed"

@@ -2,7 +2,7 @@
 f=/mnt/ext4/pr
 make_fragmented "$f" 1
 map "$f" --follow path > /dev/null
-pid=$(one_daemon)
+pid=$(one_daemon) || exit 1
 expect_group ext4 pr "$f"
 make_fragmented /mnt/ext4/pr.new 2
 write_mib /mnt/ext4/pr.new 1 2

@@ -2,7 +2,7 @@
 f=/mnt/xfs/pb
 make_fragmented "$f" 1
 map "$f" --precise --bounds 10ms,20ms > /dev/null
-pid=$(one_daemon)
+pid=$(one_daemon) || exit 1
 expect_group xfs pb "$f"
 opts=$(region_line xfs 1 | sed -n 's/.*dmstats -\( .*\)$/\1/p')
 note "options of region 1: \"$opts\""

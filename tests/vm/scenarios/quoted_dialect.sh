@@ -2,8 +2,8 @@
 # space) and the user data survive every update byte for byte.
 f=/mnt/ext4/q
 make_fragmented "$f" 1
-gid=$(map "$f")
-pid=$(one_daemon)
+gid=$(map "$f") || exit 1
+pid=$(one_daemon) || exit 1
 expect_group ext4 q "$f"
 members=$(group_members)
 run dmsetup message ext4 0 @stats_set_aux "$gid" "DMS_GROUP=\"my\\ alias\":$members#keep\\ me"

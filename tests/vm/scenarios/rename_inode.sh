@@ -2,7 +2,7 @@
 f=/mnt/ext4/ren
 make_fragmented "$f" 1
 map "$f" > /dev/null
-pid=$(one_daemon)
+pid=$(one_daemon) || exit 1
 expect_group ext4 ren "$f"
 run mv "$f" /mnt/ext4/ren2
 write_mib /mnt/ext4/ren2 2 1

@@ -1,7 +1,7 @@
 # SIGTERM: the daemon finishes what it is doing, exits 0, the group consistent.
 f=/mnt/ext4/sig
 make_fragmented "$f" 1
-gid=$(map "$f" --nomonitor)
+gid=$(map "$f" --nomonitor) || exit 1
 exec 5< "$f"
 dmfilemapd 5 "$gid" "$f" inode 1 0 &
 dpid=$!

@@ -3,7 +3,7 @@
 # regions, none of ours outside it).
 f=/mnt/ext4/sl
 write_mib "$f" 16
-gid=$(map "$f" --nomonitor)
+gid=$(map "$f" --nomonitor) || exit 1
 exec 5< "$f"
 dmfilemapd 5 "$gid" "$f" inode 1 0 &
 dpid=$!

@@ -3,7 +3,7 @@
 f=/mnt/ext4/tz
 make_fragmented "$f" 1
 map "$f" > /dev/null
-pid=$(one_daemon)
+pid=$(one_daemon) || exit 1
 expect_group ext4 tz "$f"
 run truncate -s 0 "$f"
 wait_exit "$pid" 5 || fail "daemon still running 5 s after truncate to 0"
