@@ -14,7 +14,7 @@ for n in 256 2048; do
     write_mib "$f" "$mib"
     fragment "$f" "$mib"
     map "$f" > /dev/null
-    pid=$(one_daemon)
+    pid=$(one_daemon) || exit 1
     expect_group xfs "bench$n" "$f"
     before=$(cpu_ticks "$pid")
     sleep 5
