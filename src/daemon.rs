@@ -589,6 +589,17 @@ pub fn prepare(args: &Args, detached: bool) -> Result<Prepared, Error> {
     if !detached {
         check_path(args, &st)?;
     }
+    // Before the device check: btrfs on LVM shows its files on an
+    // anonymous device, and "not device-mapper" would mislead.
+    let fs = rustix::fs::fstatfs(&fd)
+        .map_err(|e| Error::refused(&what, format!("fstatfs failed: {e}")))?;
+    #[allow(clippy::unnecessary_cast)]
+    if fs.f_type as u64 == BTRFS_SUPER_MAGIC {
+        return Err(Error::refused(
+            &what,
+            "file is on btrfs, whose FIEMAP gives no physical addresses",
+        ));
+    }
     let (major, minor) = (rustix::fs::major(dev), rustix::fs::minor(dev));
     let dm_major = dm::dm_major()
         .map_err(|e| Error::refused(&what, format!("file is on device {major}:{minor}; {e}")))?;
@@ -598,15 +609,6 @@ pub fn prepare(args: &Args, detached: bool) -> Result<Prepared, Error> {
             format!(
                 "file is on device {major}:{minor}, not a device-mapper device (major {dm_major})"
             ),
-        ));
-    }
-    let fs = rustix::fs::fstatfs(&fd)
-        .map_err(|e| Error::refused(&what, format!("fstatfs failed: {e}")))?;
-    #[allow(clippy::unnecessary_cast)]
-    if fs.f_type as u64 == BTRFS_SUPER_MAGIC {
-        return Err(Error::refused(
-            &what,
-            "file is on btrfs, whose FIEMAP gives no physical addresses",
         ));
     }
     if !detached {

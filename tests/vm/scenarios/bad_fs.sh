@@ -16,7 +16,7 @@ if grep -qw btrfs /proc/filesystems; then
     # A group the daemon would find, so only the file system is wrong.
     run dmsetup message btrfs 0 "@stats_create 0+8 /1 dmstats DMS_GROUP=f:0#-"
     refuse "file on btrfs" "exec 5< /mnt/btrfs/f; exec dmfilemapd 5 0 /mnt/btrfs/f inode 0 0"
-    grep -qi btrfs /tmp/r.err || note "the btrfs refusal does not name btrfs: $(cat /tmp/r.err)"
+    grep -qi btrfs /tmp/r.err || fail "the btrfs refusal does not name btrfs: $(cat /tmp/r.err)"
     umount /mnt/btrfs
     dmsetup remove btrfs
 else
