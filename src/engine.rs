@@ -148,10 +148,11 @@ pub struct Engine<D: Device> {
     /// engine first looked (see [`claims`]): junk that was there before us,
     /// not a rival.
     old_claims: Vec<(RegionId, String)>,
-    /// Regions this engine created that still exist. Should a rival's
-    /// descriptor replace ours, the ones it does not name are known to
-    /// nobody else: [`Engine::sweep`] deletes them.
-    created: BTreeSet<RegionId>,
+    /// Regions this engine created or meant to delete. Should a rival's
+    /// descriptor replace ours, or a failed repair leave some out, the ones
+    /// no descriptor names are known to nobody else: [`Engine::sweep`]
+    /// deletes them.
+    created: BTreeMap<RegionId, Made>,
     /// The members as last listed or written, to recognise the group in a
     /// rival's descriptor after ours is gone.
     known: BTreeSet<RegionId>,
@@ -159,6 +160,23 @@ pub struct Engine<D: Device> {
     warnings: Vec<String>,
     /// The unreadable lines of the last list, so each is warned about once.
     skipped: Vec<SkippedLine>,
+}
+
+/// A region of ours as we made or last saw it. The kernel hands a freed id
+/// out again, so an id alone may name someone else's region by the next
+/// look: the extent and program id must match too.
+struct Made {
+    extent: Extent,
+    program_id: String,
+    /// Left out of our descriptor to be deleted, and not seen in the group
+    /// since: a descriptor it still holds is our own stale copy.
+    doomed: bool,
+}
+
+impl Made {
+    fn is(&self, r: &Region) -> bool {
+        r.extent() == self.extent && r.program_id == self.program_id
+    }
 }
 
 /// What the engine knows of the group's regions while it changes them: the
@@ -192,7 +210,7 @@ impl<D: Device> Engine<D> {
             filtered: false,
             messages: 0,
             old_claims: Vec::new(),
-            created: BTreeSet::new(),
+            created: BTreeMap::new(),
             known: BTreeSet::new(),
             warnings: Vec::new(),
             skipped: Vec::new(),
@@ -253,6 +271,11 @@ impl<D: Device> Engine<D> {
                     // Our descriptor lost: what only it names is ours to clear.
                     self.sweep(&by_id, Some(group.leader.id), true);
                     return Ok(None);
+                }
+                for m in &group.members {
+                    if let Some(made) = self.created.get_mut(&m.id) {
+                        made.doomed = false;
+                    }
                 }
                 self.sweep(&by_id, None, true);
                 self.known = group.members.iter().map(|m| m.id).collect();
@@ -392,6 +415,20 @@ impl<D: Device> Engine<D> {
         if let Some(pos) = doomed.iter().position(|&id| id == group.leader.id) {
             doomed[..=pos].rotate_right(1);
         }
+        // Outside the group now: should the deletes and the repair both
+        // fail, only the sweep will find them.
+        for m in group
+            .members
+            .iter()
+            .filter(|m| plan.delete.binary_search(&m.id).is_ok())
+        {
+            let made = Made {
+                extent: m.extent(),
+                program_id: m.program_id.clone(),
+                doomed: true,
+            };
+            self.created.insert(m.id, made);
+        }
         for id in doomed {
             if stop() {
                 self.repair(&mut ours)?;
@@ -435,7 +472,12 @@ impl<D: Device> Engine<D> {
         let msg = stats::msg_create(extent, leader)?;
         let reply = self.send(msg.clone())?;
         let id = stats::parse_create_reply(&reply).ok_or(EngineError::BadReply { msg, reply })?;
-        self.created.insert(id);
+        let made = Made {
+            extent,
+            program_id: leader.program_id.clone(),
+            doomed: false,
+        };
+        self.created.insert(id, made);
         Ok(id)
     }
 
@@ -466,13 +508,17 @@ impl<D: Device> Engine<D> {
         lost: Option<RegionId>,
         group_lives: bool,
     ) {
-        self.created.retain(|id| by_id.contains_key(id));
+        // A region at one of our ids but on another extent or of another
+        // program took the id after ours was deleted: it is not ours.
+        self.created
+            .retain(|id, made| by_id.get(id).is_some_and(|r| made.is(r)));
         if self.created.is_empty() {
             return;
         }
         let named: BTreeSet<RegionId> = by_id
             .values()
             .filter(|r| Some(r.id) != lost && r.aux_data.contains("DMS_GROUP="))
+            .filter(|r| !self.created.get(&r.id).is_some_and(|m| m.doomed))
             .filter_map(|r| match Descriptor::parse(&r.aux_data) {
                 Ok(Some(d)) if d.leader() == Some(r.id) => Some(d.members),
                 _ => None,
@@ -482,7 +528,7 @@ impl<D: Device> Engine<D> {
         let lives = group_lives
             || self
                 .created
-                .iter()
+                .keys()
                 .chain(&self.known)
                 .any(|id| named.contains(id));
         if !lives {
@@ -490,14 +536,14 @@ impl<D: Device> Engine<D> {
         }
         let orphans: Vec<RegionId> = self
             .created
-            .iter()
+            .keys()
             .filter(|id| !named.contains(id))
             .copied()
             .collect();
         for id in orphans {
             match self.delete(id) {
                 Ok(()) => self.warnings.push(format!(
-                    "region {id}, created by us, was left outside the group by another updater: deleted"
+                    "region {id} of ours was left outside the group (a rival updater, a failed repair): deleted"
                 )),
                 Err(e) => self
                     .warnings

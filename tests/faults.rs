@@ -16,7 +16,7 @@ use common::*;
 use dmfilemapd::engine::{Device, DeviceError, Engine, EngineError, Outcome};
 use dmfilemapd::extent::Extent;
 use dmfilemapd::fake::{FakeDm, Kind, DMSTATS_PROGRAM, FAULT_ERRNOS};
-use dmfilemapd::stats::{Dialect, Region, RegionId};
+use dmfilemapd::stats::{Descriptor, Dialect, Region, RegionId};
 
 const P: &str = DMSTATS_PROGRAM;
 
@@ -149,10 +149,12 @@ fn two_faults_in_a_row_are_reported_or_repaired() {
                     &format!("update {u}, #{k}+1"),
                 ),
             }
-            // Whatever was left, the group itself converges.
+            // Whatever was left, the group converges and nothing of ours
+            // stays outside it.
             engine.dev.reset_faults();
             engine.sync(update, &never).unwrap();
             converged(&engine.dev, engine.group_id(), update);
+            no_orphans(&engine.dev, P, &[engine.group_id()]);
             untouched(&engine.dev, &foreign);
         }
     }
@@ -368,4 +370,130 @@ fn removal_fails_at_every_message() {
             untouched(&engine.dev, &foreign);
         }
     }
+}
+
+/// Delete a member the way `dmstats delete --regionid` does: out of the
+/// descriptor first.
+fn drop_member(dm: &mut FakeDm, leader: RegionId, id: RegionId) {
+    let aux = &mut dm.regions.get_mut(&leader).unwrap().aux_data;
+    let mut desc = Descriptor::parse(aux).unwrap().unwrap();
+    desc.members.retain(|&m| m != id);
+    *aux = desc.format();
+    dm.regions.remove(&id);
+}
+
+/// The kernel hands a deleted id out again: a member we created, deleted
+/// by the user, then reused by the user's own new region (same program,
+/// no group), is not ours to sweep.
+#[test]
+fn a_reused_id_of_a_plain_region_is_not_swept() {
+    let old = extents_at(&[(0, 8), (1, 8)]);
+    let new = extents_at(&[(0, 8), (1, 8), (2, 8)]);
+    let mut dm = FakeDm::new();
+    let g = dm.filemap_group(&old, "f", Dialect::Bare);
+    let mut engine = Engine::new(dm, g);
+    engine.sync(&new, &never).unwrap();
+    let made = *group(&engine.dev, g).0.members.last().unwrap();
+    // `dmstats delete --regionid`, then `dmstats create` at the same id.
+    drop_member(&mut engine.dev, g, made);
+    let theirs = engine.dev.seed(ext(1 << 20, 8), P, "-");
+    assert_eq!(theirs, made, "the kernel reuses the lowest free id");
+    let before = engine.dev.regions[&theirs].clone();
+    engine.sync(&new, &never).unwrap();
+    converged(&engine.dev, engine.group_id(), &new);
+    assert_eq!(engine.dev.regions.get(&theirs), Some(&before), "swept");
+}
+
+/// The same, in a group that mixes programs (listed whole): another
+/// program's region at a reused id, even on the very same extent, stays.
+#[test]
+fn a_reused_id_of_another_program_is_not_swept() {
+    let old = extents_at(&[(0, 8), (1, 8)]);
+    let new = extents_at(&[(0, 8), (1, 8), (2, 8)]);
+    let mut dm = FakeDm::new();
+    let g = dm.filemap_group(&old, "f", Dialect::Bare);
+    dm.regions.get_mut(&1).unwrap().program_id = "regrouped".into();
+    let mut engine = Engine::new(dm, g);
+    engine.sync(&new, &never).unwrap();
+    let made = *group(&engine.dev, g).0.members.last().unwrap();
+    let extent = engine.dev.regions[&made].extent();
+    drop_member(&mut engine.dev, g, made);
+    let theirs = engine.dev.seed(extent, "other", "-");
+    assert_eq!(theirs, made);
+    let before = engine.dev.regions[&theirs].clone();
+    engine.sync(&new, &never).unwrap();
+    converged(&engine.dev, engine.group_id(), &new);
+    assert_eq!(engine.dev.regions.get(&theirs), Some(&before), "swept");
+}
+
+/// A delete fails after the new descriptor is out and the repair fails
+/// too: the regions awaiting deletion are outside the group, and the next
+/// update deletes them even though `dmstats` made them, not us.
+#[test]
+fn an_unrepaired_delete_is_finished_by_the_next_update() {
+    let old = extents_at(&[(1, 8), (2, 8), (3, 8)]);
+    let new = extents_at(&[(1, 8), (4, 8)]);
+    let (dm, g, foreign) = world(&old);
+    let mut engine = Engine::new(dm, g);
+    engine.load().unwrap().unwrap();
+    engine.dev.reset_faults();
+    // list, create, list, set_aux (a lower id leads), set_aux (strip the old
+    // leader), then the delete fails and so does the repair.
+    engine.dev.fail(Kind::Delete, 1, rustix::io::Errno::IO);
+    engine.dev.fail(Kind::SetAux, 3, rustix::io::Errno::IO);
+    let out = engine.sync(&new, &never);
+    assert!(
+        matches!(out, Err(EngineError::Unrepaired { .. })),
+        "{out:?}"
+    );
+    engine.dev.reset_faults();
+    engine.sync(&new, &never).unwrap();
+    converged(&engine.dev, engine.group_id(), &new);
+    check(
+        &engine.dev,
+        engine.group_id(),
+        &foreign,
+        "unrepaired delete",
+    );
+}
+
+/// A rival updater deletes one of our members and creates, at the same
+/// (lowest free) id, a region it has not published yet: our look in that
+/// window must leave it, or its descriptor will name a missing region.
+#[test]
+fn a_rivals_unpublished_region_at_a_reused_id_is_not_swept() {
+    let old = extents_at(&[(0, 8), (1, 8)]);
+    let new = extents_at(&[(0, 8), (1, 8), (2, 8)]);
+    let mut dm = FakeDm::new();
+    let g = dm.filemap_group(&old, "f", Dialect::Bare);
+    let mut engine = Engine::new(dm, g);
+    engine.sync(&new, &never).unwrap();
+    let made = *group(&engine.dev, g).0.members.last().unwrap();
+    // The rival drops our region from its descriptor and deletes it...
+    drop_member(&mut engine.dev, g, made);
+    // ...then creates a region for another extent, not yet published.
+    let theirs = engine.dev.seed(ext(9 << 20, 8), P, "-");
+    assert_eq!(theirs, made);
+    assert!(engine.load().unwrap().is_some());
+    assert!(engine.dev.regions.contains_key(&theirs), "swept");
+}
+
+/// `dmstats ungroup` leaves the regions to the user: the daemon gives up
+/// the group and deletes nothing, not even the regions it made.
+#[test]
+fn after_ungroup_nothing_is_swept() {
+    let old = extents_at(&[(0, 8), (1, 8)]);
+    let new = extents_at(&[(0, 8), (1, 8), (2, 8)]);
+    let mut dm = FakeDm::new();
+    let g = dm.filemap_group(&old, "f", Dialect::Bare);
+    let mut engine = Engine::new(dm, g);
+    engine.sync(&new, &never).unwrap();
+    engine.dev.regions.get_mut(&g).unwrap().aux_data = "-".into();
+    let before = engine.dev.regions.clone();
+    assert!(engine.load().unwrap().is_none());
+    assert!(matches!(
+        engine.sync(&new, &never),
+        Err(EngineError::GroupGone(_))
+    ));
+    assert_eq!(engine.dev.regions, before);
 }
