@@ -148,10 +148,10 @@ pub struct Engine<D: Device> {
     /// engine first looked (see [`claims`]): junk that was there before us,
     /// not a rival.
     old_claims: Vec<(RegionId, String)>,
-    /// Regions this engine created or meant to delete. Should a rival's
-    /// descriptor replace ours, or a failed repair leave some out, the ones
-    /// no descriptor names are known to nobody else: [`Engine::sweep`]
-    /// deletes them.
+    /// Regions this engine created or meant to delete and has not seen in
+    /// the group since. Should a rival's descriptor replace ours, or a
+    /// failed repair leave some out, the ones no descriptor names are known
+    /// to nobody else: [`Engine::sweep`] deletes them.
     created: BTreeMap<RegionId, Made>,
     /// The members as last listed or written, to recognise the group in a
     /// rival's descriptor after ours is gone.
@@ -168,8 +168,8 @@ pub struct Engine<D: Device> {
 struct Made {
     extent: Extent,
     program_id: String,
-    /// Left out of our descriptor to be deleted, and not seen in the group
-    /// since: a descriptor it still holds is our own stale copy.
+    /// Left out of our descriptor to be deleted: a descriptor it still
+    /// holds is our own stale copy.
     doomed: bool,
 }
 
@@ -272,10 +272,11 @@ impl<D: Device> Engine<D> {
                     self.sweep(&by_id, Some(group.leader.id), true);
                     return Ok(None);
                 }
+                // Seen in the group: the descriptor stood, so whoever takes
+                // a member out of it later (a user regrouping by hand) does
+                // so knowingly, and the region is theirs.
                 for m in &group.members {
-                    if let Some(made) = self.created.get_mut(&m.id) {
-                        made.doomed = false;
-                    }
+                    self.created.remove(&m.id);
                 }
                 self.sweep(&by_id, None, true);
                 self.known = group.members.iter().map(|m| m.id).collect();

@@ -497,3 +497,33 @@ fn after_ungroup_nothing_is_swept() {
     ));
     assert_eq!(engine.dev.regions, before);
 }
+
+/// A user regrouping by hand without one of the regions the daemon made
+/// takes that region out knowingly: it stays, and the daemon maps the
+/// extent again in the group.
+#[test]
+fn a_region_the_user_regrouped_out_stays() {
+    let old = extents_at(&[(0, 8), (1, 8)]);
+    let new = extents_at(&[(0, 8), (1, 8), (2, 8)]);
+    let mut dm = FakeDm::new();
+    let g = dm.filemap_group(&old, "f", Dialect::Bare);
+    let mut engine = Engine::new(dm, g);
+    engine.sync(&new, &never).unwrap();
+    assert_eq!(engine.sync(&new, &never).unwrap(), Outcome::Unchanged);
+    let made = *group(&engine.dev, g).0.members.last().unwrap();
+    // `dmstats ungroup`, then `dmstats group` of the others.
+    let aux = &mut engine.dev.regions.get_mut(&g).unwrap().aux_data;
+    let mut desc = Descriptor::parse(aux).unwrap().unwrap();
+    desc.members.retain(|&m| m != made);
+    *aux = desc.format();
+    let before = engine.dev.regions[&made].clone();
+    let sent = engine.dev.log.len();
+    engine.sync(&new, &never).unwrap();
+    converged(&engine.dev, engine.group_id(), &new);
+    assert_eq!(engine.dev.regions.get(&made), Some(&before));
+    let deletes = engine.dev.log[sent..]
+        .iter()
+        .filter(|m| m.starts_with("@stats_delete"));
+    assert_eq!(deletes.count(), 0, "{:?}", &engine.dev.log[sent..]);
+    assert!(!group(&engine.dev, g).0.members.contains(&made));
+}
