@@ -577,10 +577,18 @@ impl<D: Device> Engine<D> {
         Ok(stats::parse_list(&reply))
     }
 
+    /// A descriptor left on a region we meant to delete (an old leader
+    /// whose delete and repair failed) is our own stale copy, not a rival's.
     fn rival_claims(&self, by_id: &BTreeMap<RegionId, Region>, group: &Group) -> bool {
         claims(by_id, group)
             .iter()
-            .any(|c| !self.old_claims.contains(c))
+            .filter(|c| !self.old_claims.contains(c))
+            .any(|(id, _)| !self.doomed(by_id, *id))
+    }
+
+    fn doomed(&self, by_id: &BTreeMap<RegionId, Region>, id: RegionId) -> bool {
+        let made = self.created.get(&id);
+        made.is_some_and(|m| m.doomed && by_id.get(&id).is_some_and(|r| m.is(r)))
     }
 
     fn exists(&mut self, id: RegionId) -> Result<bool, EngineError> {

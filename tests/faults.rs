@@ -527,3 +527,34 @@ fn a_region_the_user_regrouped_out_stays() {
     assert_eq!(deletes.count(), 0, "{:?}", &engine.dev.log[sent..]);
     assert!(!group(&engine.dev, g).0.members.contains(&made));
 }
+
+/// The old leader's delete fails after the new descriptor is out, and so
+/// does the repair: the old leader still holds the old descriptor, which
+/// names members of the new group. That is our own stale copy, not a
+/// rival's descriptor: the next update keeps the group and deletes it.
+#[test]
+fn an_old_leader_left_by_a_failed_repair_is_not_a_rival() {
+    let old = extents_at(&[(1, 8), (2, 8), (3, 8)]);
+    let new = extents_at(&[(2, 8), (3, 8), (4, 8)]);
+    let mut dm = FakeDm::new();
+    let g = dm.filemap_group(&old, "f", Dialect::Bare);
+    let mut engine = Engine::new(dm, g);
+    engine.load().unwrap().unwrap();
+    engine.dev.reset_faults();
+    // list, create, list, set_aux on the new leader, delete the old one
+    // (fails), the repair's set_aux (fails).
+    engine.dev.fail(Kind::Delete, 1, rustix::io::Errno::IO);
+    engine.dev.fail(Kind::SetAux, 2, rustix::io::Errno::IO);
+    let out = engine.sync(&new, &never);
+    assert!(
+        matches!(out, Err(EngineError::Unrepaired { .. })),
+        "{out:?}"
+    );
+    assert_ne!(engine.group_id(), g, "the lead moved");
+    engine.dev.reset_faults();
+    engine
+        .sync(&new, &never)
+        .unwrap_or_else(|e| panic!("{e}; log {:#?}", engine.dev.log));
+    converged(&engine.dev, engine.group_id(), &new);
+    no_orphans(&engine.dev, P, &[engine.group_id()]);
+}
