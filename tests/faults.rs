@@ -382,48 +382,52 @@ fn drop_member(dm: &mut FakeDm, leader: RegionId, id: RegionId) {
     dm.regions.remove(&id);
 }
 
-/// The kernel hands a deleted id out again: a member we created, deleted
-/// by the user, then reused by the user's own new region (same program,
-/// no group), is not ours to sweep.
-#[test]
-fn a_reused_id_of_a_plain_region_is_not_swept() {
+/// A group synced from two extents to three; then the region the engine
+/// created for the third is dropped and deleted by someone else, and the
+/// kernel hands its id out again (lowest free id) to a region of `program`
+/// on `extent` (the deleted region's own when `None`). Returns the engine,
+/// the file's extents and the new region as it was made.
+fn reused_id(
+    mixed: bool,
+    extent: Option<Extent>,
+    program: &str,
+) -> (Engine<FakeDm>, Vec<Extent>, Region) {
     let old = extents_at(&[(0, 8), (1, 8)]);
     let new = extents_at(&[(0, 8), (1, 8), (2, 8)]);
     let mut dm = FakeDm::new();
     let g = dm.filemap_group(&old, "f", Dialect::Bare);
+    if mixed {
+        dm.regions.get_mut(&1).unwrap().program_id = "regrouped".into();
+    }
     let mut engine = Engine::new(dm, g);
     engine.sync(&new, &never).unwrap();
     let made = *group(&engine.dev, g).0.members.last().unwrap();
-    // `dmstats delete --regionid`, then `dmstats create` at the same id.
+    let extent = extent.unwrap_or_else(|| engine.dev.regions[&made].extent());
     drop_member(&mut engine.dev, g, made);
-    let theirs = engine.dev.seed(ext(1 << 20, 8), P, "-");
+    let theirs = engine.dev.seed(extent, program, "-");
     assert_eq!(theirs, made, "the kernel reuses the lowest free id");
-    let before = engine.dev.regions[&theirs].clone();
+    let region = engine.dev.regions[&theirs].clone();
+    (engine, new, region)
+}
+
+/// A member we created, deleted by the user, its id reused by the user's
+/// own new region (same program, no group): not ours to sweep.
+#[test]
+fn a_reused_id_of_a_plain_region_is_not_swept() {
+    let (mut engine, new, before) = reused_id(false, Some(ext(1 << 20, 8)), P);
     engine.sync(&new, &never).unwrap();
     converged(&engine.dev, engine.group_id(), &new);
-    assert_eq!(engine.dev.regions.get(&theirs), Some(&before), "swept");
+    assert_eq!(engine.dev.regions.get(&before.id), Some(&before), "swept");
 }
 
 /// The same, in a group that mixes programs (listed whole): another
 /// program's region at a reused id, even on the very same extent, stays.
 #[test]
 fn a_reused_id_of_another_program_is_not_swept() {
-    let old = extents_at(&[(0, 8), (1, 8)]);
-    let new = extents_at(&[(0, 8), (1, 8), (2, 8)]);
-    let mut dm = FakeDm::new();
-    let g = dm.filemap_group(&old, "f", Dialect::Bare);
-    dm.regions.get_mut(&1).unwrap().program_id = "regrouped".into();
-    let mut engine = Engine::new(dm, g);
-    engine.sync(&new, &never).unwrap();
-    let made = *group(&engine.dev, g).0.members.last().unwrap();
-    let extent = engine.dev.regions[&made].extent();
-    drop_member(&mut engine.dev, g, made);
-    let theirs = engine.dev.seed(extent, "other", "-");
-    assert_eq!(theirs, made);
-    let before = engine.dev.regions[&theirs].clone();
+    let (mut engine, new, before) = reused_id(true, None, "other");
     engine.sync(&new, &never).unwrap();
     converged(&engine.dev, engine.group_id(), &new);
-    assert_eq!(engine.dev.regions.get(&theirs), Some(&before), "swept");
+    assert_eq!(engine.dev.regions.get(&before.id), Some(&before), "swept");
 }
 
 /// A delete fails after the new descriptor is out and the repair fails
@@ -462,20 +466,9 @@ fn an_unrepaired_delete_is_finished_by_the_next_update() {
 /// window must leave it, or its descriptor will name a missing region.
 #[test]
 fn a_rivals_unpublished_region_at_a_reused_id_is_not_swept() {
-    let old = extents_at(&[(0, 8), (1, 8)]);
-    let new = extents_at(&[(0, 8), (1, 8), (2, 8)]);
-    let mut dm = FakeDm::new();
-    let g = dm.filemap_group(&old, "f", Dialect::Bare);
-    let mut engine = Engine::new(dm, g);
-    engine.sync(&new, &never).unwrap();
-    let made = *group(&engine.dev, g).0.members.last().unwrap();
-    // The rival drops our region from its descriptor and deletes it...
-    drop_member(&mut engine.dev, g, made);
-    // ...then creates a region for another extent, not yet published.
-    let theirs = engine.dev.seed(ext(9 << 20, 8), P, "-");
-    assert_eq!(theirs, made);
+    let (mut engine, _, theirs) = reused_id(false, Some(ext(9 << 20, 8)), P);
     assert!(engine.load().unwrap().is_some());
-    assert!(engine.dev.regions.contains_key(&theirs), "swept");
+    assert!(engine.dev.regions.contains_key(&theirs.id), "swept");
 }
 
 /// `dmstats ungroup` leaves the regions to the user: the daemon gives up
