@@ -79,7 +79,7 @@ pub fn diff(members: &[Member], extents: &[Extent]) -> Plan {
 
 /// Every property the engine relies on, checked for one input; shared by
 /// the unit tests and the `extent_diff` fuzz target. Panics on a violation.
-#[doc(hidden)]
+#[cfg(feature = "testkit")]
 pub fn check_diff(members: &[Member], extents: &[Extent]) -> Plan {
     let plan = diff(members, extents);
     let extent_of = |id: RegionId| {

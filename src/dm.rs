@@ -12,12 +12,12 @@ use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
 use rustix::ioctl::{opcode, Ioctl, IoctlOutput, Opcode};
 
-use crate::engine::{Device, DeviceError};
+use crate::device::{Device, DeviceError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DmError {
     #[error("cannot open /dev/mapper/control: {0}")]
-    Open(rustix::io::Errno),
+    Open(#[source] rustix::io::Errno),
     #[error("device-mapper ioctl interface {0}.{1}.{2} is not version 4")]
     Version(u32, u32, u32),
     #[error("{0}:{1} is not an active device-mapper device")]
@@ -25,7 +25,7 @@ pub enum DmError {
     #[error("{0}")]
     Device(#[from] DeviceError),
     #[error("cannot read /proc/devices: {0}")]
-    ProcDevices(std::io::Error),
+    ProcDevices(#[source] std::io::Error),
     #[error("no device-mapper major in /proc/devices")]
     NoMajor,
 }

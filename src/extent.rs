@@ -151,7 +151,7 @@ pub fn merge(raw: &[RawExtent]) -> Vec<Extent> {
 
 /// The properties the merge promises whatever the input; shared by the unit
 /// tests and the `fiemap_merge` fuzz target. Panics on a violation.
-#[doc(hidden)]
+#[cfg(feature = "testkit")]
 pub fn check_merge(raw: &[RawExtent], splits: &[usize]) {
     let whole = merge(raw);
     // Any split into batches gives the same extents.

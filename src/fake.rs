@@ -13,7 +13,7 @@ use std::rc::Rc;
 
 use rustix::io::Errno;
 
-use crate::engine::{Device, DeviceError};
+use crate::device::{Device, DeviceError};
 use crate::extent::Extent;
 use crate::stats::{self, split_args, Descriptor, Dialect, Region, RegionId};
 

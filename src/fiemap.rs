@@ -12,7 +12,7 @@ use crate::extent::{Extent, Merger, RawExtent, FIEMAP_EXTENT_LAST};
 #[derive(Debug, thiserror::Error)]
 pub enum FiemapError {
     #[error("FS_IOC_FIEMAP failed: {0}")]
-    Ioctl(rustix::io::Errno),
+    Ioctl(#[source] rustix::io::Errno),
     #[error("the file system does not report extents (no FIEMAP support)")]
     Unsupported,
     #[error("the file system refused FIEMAP flags {0:#x}")]
