@@ -1,6 +1,8 @@
 //! Diff: from the regions a group has to the extents the file has, a plan.
 //! Pure, so it is fuzzed: applying the plan to the members yields exactly
 //! the extents, and a region equal to an extent is kept (its counters survive).
+//!
+//! Owns: [`Plan`] and [`diff`]. Touches: nothing but its arguments.
 
 use std::cmp::Ordering;
 

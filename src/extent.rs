@@ -1,5 +1,8 @@
 //! Extents: where a file's data sits on the device, in 512-byte sectors,
 //! and how raw FIEMAP records become the extents a filemap group mirrors.
+//!
+//! Owns: [`Extent`], [`RawExtent`], the FIEMAP_EXTENT_* flags it reads, the
+//! merge. Touches: no file (the records come from [`crate::fiemap`]).
 
 use std::collections::BTreeMap;
 

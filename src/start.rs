@@ -20,7 +20,8 @@ use crate::fiemap::{self, FiemapError};
 use crate::source::file_id;
 use crate::{sys, verbose, warn, Error};
 
-const BTRFS_SUPER_MAGIC: u64 = 0x9123_683E;
+/// The kernel's value (`<linux/magic.h>`), through linux-raw-sys.
+const BTRFS_SUPER_MAGIC: u64 = linux_raw_sys::general::BTRFS_SUPER_MAGIC as u64;
 
 /// Why a check refused to start: the `<why>` of [`Error::Refused`].
 #[derive(Debug, thiserror::Error)]
@@ -180,5 +181,13 @@ fn kind_name(kind: FileType) -> &'static str {
         FileType::Socket => "a socket",
         FileType::Symlink => "a symbolic link",
         _ => "an unknown kind of file",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn btrfs_magic() {
+        assert_eq!(super::BTRFS_SUPER_MAGIC, 0x9123_683E);
     }
 }

@@ -18,6 +18,9 @@
 //!   in a `&str` message: a backslash would have to sit inside the
 //!   character. Such arguments are refused with [`MessageError`] rather than
 //!   sent and silently cut.
+//!
+//! Owns: the message texts and their parsers. Touches: no device, no
+//! state (the engine sends what it builds).
 
 use crate::extent::Extent;
 
