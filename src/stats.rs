@@ -421,12 +421,13 @@ pub fn msg_list(program_id: Option<&str>) -> Result<String, MessageError> {
     }
 }
 
-/// `@stats_create <start>+<len> /1 [<n> precise_timestamps histogram:<b>] <program_id> -`,
-/// options and program_id copied from `template` (the group's leader).
+/// `@stats_create <start>+<len> /1 [<n> precise_timestamps histogram:<b>] <program_id> <aux>`,
+/// options and program_id copied from `template` (the group's leader);
+/// `aux` unescaped, `-` when empty.
 ///
 /// The kernel reads the argument after the step as the option count when
 /// it is all digits, so a numeric program_id gets an explicit count of 0.
-pub fn msg_create(extent: Extent, template: &Region) -> Result<String, MessageError> {
+pub fn msg_create(extent: Extent, template: &Region, aux: &str) -> Result<String, MessageError> {
     let program_id = arg_or_dash(&template.program_id)?;
     let mut opts = Vec::new();
     if template.precise {
@@ -443,7 +444,7 @@ pub fn msg_create(extent: Extent, template: &Region) -> Result<String, MessageEr
             msg.push_str(opt);
         }
     }
-    msg.push_str(&format!(" {program_id} -"));
+    msg.push_str(&format!(" {program_id} {}", arg_or_dash(aux)?));
     Ok(msg)
 }
 
@@ -830,40 +831,47 @@ mod tests {
         };
         let mut t = region(0, "DMS_GROUP=x:0#-");
         assert_eq!(
-            msg_create(e, &t).unwrap(),
+            msg_create(e, &t, "").unwrap(),
             "@stats_create 2048+96 /1 dmstats -"
         );
         t.precise = true;
         assert_eq!(
-            msg_create(e, &t).unwrap(),
+            msg_create(e, &t, "").unwrap(),
             "@stats_create 2048+96 /1 1 precise_timestamps dmstats -"
         );
         t.histogram = vec![1000, 2000000];
         assert_eq!(
-            msg_create(e, &t).unwrap(),
+            msg_create(e, &t, "").unwrap(),
             "@stats_create 2048+96 /1 2 precise_timestamps histogram:1000,2000000 dmstats -"
         );
         t.precise = false;
         assert_eq!(
-            msg_create(e, &t).unwrap(),
+            msg_create(e, &t, "").unwrap(),
             "@stats_create 2048+96 /1 1 histogram:1000,2000000 dmstats -"
         );
         t.histogram.clear();
         t.program_id = "my prog".into();
         assert_eq!(
-            msg_create(e, &t).unwrap(),
+            msg_create(e, &t, "").unwrap(),
             "@stats_create 2048+96 /1 my\\ prog -"
         );
         t.program_id = String::new();
-        assert_eq!(msg_create(e, &t).unwrap(), "@stats_create 2048+96 /1 - -");
+        assert_eq!(
+            msg_create(e, &t, "").unwrap(),
+            "@stats_create 2048+96 /1 - -"
+        );
         // All digits would be taken for the option count.
         t.program_id = "42".into();
         assert_eq!(
-            msg_create(e, &t).unwrap(),
+            msg_create(e, &t, "").unwrap(),
             "@stats_create 2048+96 /1 0 42 -"
         );
+        assert_eq!(
+            msg_create(e, &t, "-x:1").unwrap(),
+            "@stats_create 2048+96 /1 0 42 -x:1"
+        );
         t.program_id = "Рrog".into();
-        assert!(msg_create(e, &t).is_err());
+        assert!(msg_create(e, &t, "").is_err());
     }
 
     #[test]
