@@ -8,27 +8,34 @@
 //! 2. every region of ours that exists is named by the descriptor, which
 //!    sits on the lowest of them, and no other of them holds a descriptor.
 //!
-//! An update creates first, then writes the new descriptor with one
-//! `@stats_set_aux`, then deletes. A failed create is undone; any other
-//! failure, or a stop request, ends with a repair: one descriptor naming
-//! every region of ours that still exists (see [`Engine::sync`]). When the
-//! repair fails too, [`EngineError::Unrepaired`] says so and the next
-//! update picks up what it can see.
+//! An update goes in steps (see [`Engine::sync`]): each creates up to
+//! [`BATCH`] regions, writes the descriptor naming them and without up to
+//! [`BATCH`] regions no longer wanted, then deletes those; so at most
+//! [`BATCH`] regions of ours are outside the group at any instant, and
+//! each carries a mark ([`crate::mark`]) from which the next daemon, should
+//! this one be killed there, settles them. A failed create or descriptor
+//! write takes back the step's new regions; any other failure, or a stop
+//! request, ends with a repair: one descriptor naming every region of ours
+//! that still exists. When the repair fails too,
+//! [`EngineError::Unrepaired`] says so and the next update picks up what
+//! it can see.
 //!
 //! dm-stats has no compare-and-swap, so a second updater of the same group
 //! (another daemon, `dmstats update_filemap`) can only be narrowed, not
-//! excluded: before writing its descriptor the engine lists again and backs
-//! out ([`EngineError::Raced`]) if the group changed while it was creating,
-//! and a group whose members another new descriptor claims is treated as
-//! gone. A rival that runs its whole update between that last list and our
-//! descriptor write leaves its new regions outside the group for a moment:
-//! only their creator knows them, and it deletes them at its next look
-//! (the sweep at the start of every update; see [`crate::ledger`]).
+//! excluded: before the first descriptor write of an update the engine
+//! lists again and backs out ([`EngineError::Raced`]) if the group changed
+//! while it was creating, and a group whose members another new descriptor
+//! claims is treated as gone. A rival that runs its whole update between
+//! that list and one of our descriptor writes leaves its new regions
+//! outside the group for a moment: only their creator knows them, and it
+//! deletes them at its next look (the sweep at the start of every update;
+//! see [`crate::ledger`]).
 //!
 //! Owns: [`Engine`] (the apply order and the messages it sends),
 //! [`EngineError`], [`Outcome`], [`Summary`]. Touches: the device only
 //! through [`Device`]; what the group is comes from [`crate::group`], what
-//! to do about regions we made from [`crate::ledger`]. [`Engine::load`]
+//! to do about regions we made from [`crate::ledger`], about regions a
+//! stopped daemon left from [`crate::mark`]. [`Engine::load`]
 //! only reads; every delete is part of an update ([`Engine::sync`],
 //! [`Engine::remove`]) or of [`Engine::sweep`].
 

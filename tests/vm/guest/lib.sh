@@ -580,7 +580,7 @@ body_kill_sweep() {
     while [ $i -lt "$N" ]; do
         for dir in grow shrink; do
             eval "span=\$span_$dir"
-            delay=$(awk -v i=$i -v n="$N" -v s="$span" 'BEGIN { printf "%.3f", s * 1.2 * i / n / 1000 }')
+            delay=$(awk -v i=$i -v n="$N" -v s="$span" 'BEGIN { printf "%.3f", s * 0.6 * i / n / 1000 }')
             ks_change $dir
             gid=$(ks_leader ext4 ks)
             ks_start "$gid"
