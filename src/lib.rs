@@ -9,6 +9,7 @@
 //! only in [`dm`] and [`fiemap`] (the two ioctl ABIs) and in [`sys`] (adopting
 //! inherited fds and blocking signals), each block with a SAFETY comment.
 
+pub mod bounds;
 pub mod cli;
 pub mod daemon;
 pub mod diff;

@@ -10,6 +10,10 @@ fn main() -> ExitCode {
     let args = match cli::parse(std::env::args_os()) {
         Ok(Command::Run(args)) => args,
         Ok(Command::Help) => return print(cli::HELP),
+        Ok(Command::Map(_) | Command::Unmap(_)) => {
+            error!("dmfilemapd: map and unmap are not wired up yet");
+            return ExitCode::FAILURE;
+        }
         Ok(Command::Version) => return print(&format!("dmfilemapd {}", env!("CARGO_PKG_VERSION"))),
         Err(UsageError::WrongCount) => {
             error!("{}", UsageError::WrongCount);
