@@ -20,6 +20,7 @@ pub mod extent;
 pub mod fake;
 pub mod fiemap;
 pub mod log;
+pub mod map;
 pub mod stats;
 pub mod sys;
 #[doc(hidden)]
