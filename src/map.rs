@@ -20,6 +20,7 @@
 use std::collections::BTreeMap;
 
 use crate::bounds::Histogram;
+use crate::diff::{self, Member};
 use crate::engine::{Device, DeviceError};
 use crate::extent::Extent;
 use crate::stats::{self, AliasError, Descriptor, MessageError, Region, RegionId};
@@ -89,7 +90,7 @@ pub enum FindError {
         "no filemap group on the device has exactly the file's extents; name one with --group ID"
     )]
     NoMatch,
-    #[error("groups {} all have exactly the file's extents; name one with --group ID", stats::format_members(.0))]
+    #[error("groups {} all map the file's extents; name one with --group ID", stats::format_members(.0))]
     Ambiguous(Vec<RegionId>),
 }
 
@@ -221,22 +222,26 @@ fn groups(regions: &[Region]) -> BTreeMap<RegionId, (Descriptor, Vec<&Region>)> 
     out
 }
 
-/// The group of a file: the one whose regions, as a set, are exactly the
-/// file's merged extents (what `map`, `dmstats create --filemap` and a
-/// daemon that caught up all leave). Any program's group may match; none
-/// or several is an error that asks for `--group`.
+/// The group of a file: the one the daemon would leave as it is for the
+/// file's extents (its plan from the group to them changes nothing), i.e.
+/// what `map`, `dmstats create --filemap` and a daemon that caught up
+/// leave. A group of any program may match; none or several is an error
+/// that asks for `--group`.
 pub fn find_group(regions: &[Region], extents: &[Extent]) -> Result<RegionId, FindError> {
     if extents.is_empty() {
         return Err(FindError::NoExtents);
     }
-    let mut want = extents.to_vec();
-    want.sort_unstable();
     let found: Vec<RegionId> = groups(regions)
         .into_iter()
         .filter(|(_, (_, members))| {
-            let mut have: Vec<Extent> = members.iter().map(|r| r.extent()).collect();
-            have.sort_unstable();
-            have == want
+            let members: Vec<Member> = members
+                .iter()
+                .map(|r| Member {
+                    id: r.id,
+                    extent: r.extent(),
+                })
+                .collect();
+            diff::diff(&members, extents).is_noop()
         })
         .map(|(id, _)| id)
         .collect();
