@@ -17,12 +17,11 @@
 //! a region outside any group. Deleting the leader first would strand the
 //! members; shrinking the descriptor before deleting would too.
 
-use std::collections::BTreeMap;
-
 use crate::bounds::Histogram;
+use crate::device::{Device, DeviceError};
 use crate::diff::{self, Member};
-use crate::engine::{Device, DeviceError};
 use crate::extent::Extent;
+use crate::group::{self, Group, List, NotAGroup};
 use crate::stats::{self, AliasError, Descriptor, MessageError, Region, RegionId};
 
 /// The program id dmstats gives the regions of a filemap group.
@@ -68,8 +67,12 @@ pub enum MapError {
     BadReply { msg: String, reply: String },
     #[error("stopped by a signal")]
     Stopped,
-    #[error("region {id} is not a filemap group: {reason}")]
-    NotAGroup { id: RegionId, reason: String },
+    #[error("region {id} is not a filemap group: {source}")]
+    NotAGroup {
+        id: RegionId,
+        #[source]
+        source: NotAGroup,
+    },
     /// Cleaning up after `cause` failed too.
     #[error("{cause}; regions {left} could not be deleted")]
     Leftover { cause: Box<MapError>, left: String },
@@ -100,9 +103,9 @@ fn send<D: Device>(dev: &mut D, sent: &mut usize, msg: String) -> Result<String,
         .map_err(|source| MapError::Device { msg, source })
 }
 
-fn list_all<D: Device>(dev: &mut D, sent: &mut usize) -> Result<Vec<Region>, MapError> {
+fn list_all<D: Device>(dev: &mut D, sent: &mut usize) -> Result<List, MapError> {
     let reply = send(dev, sent, stats::msg_list(None)?)?;
-    Ok(stats::parse_list(&reply).0)
+    Ok(group::by_id(stats::parse_list(&reply).0))
 }
 
 /// Make the group of a file whose merged extents are `extents` (in file
@@ -195,31 +198,16 @@ fn delete<D: Device>(dev: &mut D, sent: &mut usize, id: RegionId) -> Result<(), 
         Err(MapError::Device {
             source: DeviceError::Os(rustix::io::Errno::NOENT),
             ..
-        }) if !list_all(dev, sent)?.iter().any(|r| r.id == id) => Ok(()),
+        }) if !list_all(dev, sent)?.contains_key(&id) => Ok(()),
         other => other.map(drop),
     }
 }
 
-/// The groups in a list: leader id -> (descriptor, existing members).
-fn groups(regions: &[Region]) -> BTreeMap<RegionId, (Descriptor, Vec<&Region>)> {
-    let by_id: BTreeMap<RegionId, &Region> = regions.iter().rev().map(|r| (r.id, r)).collect();
-    let mut out = BTreeMap::new();
-    for r in by_id.values() {
-        if !r.aux_data.contains("DMS_GROUP=") {
-            continue;
-        }
-        if let Ok(Some(d)) = Descriptor::parse(&r.aux_data) {
-            if d.leader() == Some(r.id) {
-                let members = d
-                    .members
-                    .iter()
-                    .filter_map(|m| by_id.get(m).copied())
-                    .collect();
-                out.insert(r.id, (d, members));
-            }
-        }
-    }
-    out
+/// Every group in a list, by leader id.
+fn groups(list: &List) -> impl Iterator<Item = Group> + '_ {
+    list.values()
+        .filter(|r| group::leading(r).is_some())
+        .filter_map(|r| group::read_group(r.id, list).ok())
 }
 
 /// The group of a file: the one the daemon would leave as it is for the
@@ -227,14 +215,14 @@ fn groups(regions: &[Region]) -> BTreeMap<RegionId, (Descriptor, Vec<&Region>)> 
 /// what `map`, `dmstats create --filemap` and a daemon that caught up
 /// leave. A group of any program may match; none or several is an error
 /// that asks for `--group`.
-pub fn find_group(regions: &[Region], extents: &[Extent]) -> Result<RegionId, FindError> {
+pub fn find_group(list: &List, extents: &[Extent]) -> Result<RegionId, FindError> {
     if extents.is_empty() {
         return Err(FindError::NoExtents);
     }
-    let found: Vec<RegionId> = groups(regions)
-        .into_iter()
-        .filter(|(_, (_, members))| {
-            let members: Vec<Member> = members
+    let found: Vec<RegionId> = groups(list)
+        .filter(|g| {
+            let members: Vec<Member> = g
+                .members
                 .iter()
                 .map(|r| Member {
                     id: r.id,
@@ -243,7 +231,7 @@ pub fn find_group(regions: &[Region], extents: &[Extent]) -> Result<RegionId, Fi
                 .collect();
             diff::diff(&members, extents).is_noop()
         })
-        .map(|(id, _)| id)
+        .map(|g| g.id())
         .collect();
     match found.as_slice() {
         [] => Err(FindError::NoMatch),
@@ -263,21 +251,27 @@ pub fn delete_group<D: Device>(dev: &mut D, group_id: RegionId) -> Result<Delete
     let mut deleted = 0;
     let mut template: Option<Descriptor> = None;
     loop {
-        let regions = match list_all(dev, &mut sent) {
-            Ok(regions) => regions,
+        let list = match list_all(dev, &mut sent) {
+            Ok(list) => list,
             Err(e) => return Err(failed(dev, template.as_ref(), group_id, e)),
         };
-        let groups = groups(&regions);
-        let Some((desc, members)) = groups.get(&group_id) else {
-            let e = not_a_group(&regions, group_id);
-            return Err(match &template {
-                None => e,
-                // Moved to a new leader under us, or deleted by another.
-                Some(t) => failed(dev, Some(t), group_id, e),
-            });
+        let group = match group::read_group(group_id, &list) {
+            Ok(group) => group,
+            Err(source) => {
+                let e = MapError::NotAGroup {
+                    id: group_id,
+                    source,
+                };
+                return Err(match &template {
+                    None => e,
+                    // Moved to a new leader under us, or deleted by another.
+                    Some(t) => failed(dev, Some(t), group_id, e),
+                });
+            }
         };
+        let desc = &group.descriptor;
         template = Some(desc.clone());
-        let ids: Vec<RegionId> = members.iter().map(|r| r.id).collect();
+        let ids: Vec<RegionId> = group.members.iter().map(|r| r.id).collect();
         let step = if ids.len() == 1 {
             delete(dev, &mut sent, group_id).map(|()| deleted += 1)
         } else {
@@ -299,21 +293,6 @@ pub fn delete_group<D: Device>(dev: &mut D, group_id: RegionId) -> Result<Delete
             Err(e) => return Err(failed(dev, Some(desc), group_id, e)),
         }
     }
-}
-
-fn not_a_group(regions: &[Region], id: RegionId) -> MapError {
-    let reason = match regions.iter().find(|r| r.id == id) {
-        None => "no such region".to_owned(),
-        Some(r) => match Descriptor::parse(&r.aux_data) {
-            Ok(Some(d)) => match d.leader() {
-                Some(l) => format!("its descriptor is led by region {l}"),
-                None => "its descriptor names no member".to_owned(),
-            },
-            Ok(None) => "it holds no group descriptor".to_owned(),
-            Err(e) => e.to_string(),
-        },
-    };
-    MapError::NotAGroup { id, reason }
 }
 
 fn failed<D: Device>(
@@ -352,14 +331,14 @@ fn repair<D: Device>(
     cause: MapError,
 ) -> MapError {
     let mut sent = 0;
-    let fixed = list_all(dev, &mut sent).and_then(|regions| {
+    let fixed = list_all(dev, &mut sent).and_then(|list| {
         let exists: Vec<RegionId> = template
             .members
             .iter()
             .copied()
-            .filter(|m| regions.iter().any(|r| r.id == *m))
+            .filter(|m| list.contains_key(m))
             .collect();
-        let leader = regions.iter().find(|r| r.id == group_id);
+        let leader = list.get(&group_id);
         match leader {
             // Gone with the leader: nothing of the group is left to name.
             None => Ok(()),

@@ -10,13 +10,14 @@ use std::rc::Rc;
 
 use common::*;
 use dmfilemapd::bounds::Histogram;
-use dmfilemapd::engine::{Device, DeviceError, Engine, Outcome};
+use dmfilemapd::device::{Device, DeviceError};
+use dmfilemapd::engine::{Engine, Outcome};
 use dmfilemapd::extent::Extent;
 use dmfilemapd::fake::{FakeDm, Kind, DMSTATS_PROGRAM, FAULT_ERRNOS};
 use dmfilemapd::map::{
     create_group, delete_group, find_group, Created, FindError, MapError, NewGroup, DELETE_CHUNK,
 };
-use dmfilemapd::stats::{Descriptor, Dialect, Region, RegionId};
+use dmfilemapd::stats::{Descriptor, Dialect, RegionId};
 
 const P: &str = DMSTATS_PROGRAM;
 
@@ -184,8 +185,9 @@ fn find_group_rule() {
     let a = dm.filemap_group(&file(), "a", Dialect::Bare);
     let other = extents_at(&[(20, 8), (21, 8)]);
     let b = dm.filemap_group(&other, "b", Dialect::Quoted);
-    let list =
-        |dm: &FakeDm| -> Vec<Region> { dmfilemapd::stats::parse_list(&dm.list_reply(None)).0 };
+    let list = |dm: &FakeDm| {
+        dmfilemapd::group::by_id(dmfilemapd::stats::parse_list(&dm.list_reply(None)).0)
+    };
     assert_eq!(find_group(&list(&dm), &file()), Ok(a));
     // Any order of the file's extents; the set is what counts.
     let mut shuffled = file();
@@ -254,7 +256,7 @@ fn unmap_refuses_what_is_not_a_group() {
     for (id, why) in [
         (99, "no such region"),
         (member, "no group descriptor"),
-        (1, "led by region 0"),
+        (1, "led by region"),
     ] {
         match delete_group(&mut dm, id) {
             Err(e @ MapError::NotAGroup { .. }) => {
