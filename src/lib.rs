@@ -33,6 +33,7 @@ pub mod group;
 pub mod ledger;
 pub mod log;
 pub mod map;
+pub mod mapcmd;
 pub mod source;
 pub mod start;
 pub mod stats;

@@ -103,6 +103,11 @@ fn send<D: Device>(dev: &mut D, sent: &mut usize, msg: String) -> Result<String,
         .map_err(|source| MapError::Device { msg, source })
 }
 
+/// Every region on the device, by id (one `@stats_list`).
+pub fn list<D: Device>(dev: &mut D) -> Result<List, MapError> {
+    list_all(dev, &mut 0)
+}
+
 fn list_all<D: Device>(dev: &mut D, sent: &mut usize) -> Result<List, MapError> {
     let reply = send(dev, sent, stats::msg_list(None)?)?;
     Ok(group::by_id(stats::parse_list(&reply).0))
