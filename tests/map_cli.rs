@@ -327,3 +327,41 @@ fn every_error_is_one_line() {
         assert!(!e.is_empty() && !e.contains('\n'), "{argv:?}: {e:?}");
     }
 }
+
+fn bin(argv: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_dmfilemapd"))
+        .args(argv)
+        .output()
+        .expect("run the binary")
+}
+
+/// Refused before any device is touched: one line on stderr, exit 1,
+/// nothing on stdout.
+#[test]
+fn binary_refusals_are_one_line() {
+    let dir = std::env::temp_dir().join(format!("map-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("f");
+    std::fs::write(&file, b"data").unwrap();
+    let (d, f) = (dir.to_str().unwrap(), file.to_str().unwrap());
+    for argv in [
+        &["map"][..],
+        &["map", "--bounds", "2,1", f],
+        &["map", "--frobnicate", f],
+        &["map", d],
+        &["map", "/nonexistent/file"],
+        // Off device-mapper, or on it without a group: refused either way.
+        &["unmap", f],
+        &["unmap", "--group", "0", d],
+        &["unmap", "--group", "x", f],
+    ] {
+        let out = bin(argv);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{argv:?}: {err}");
+        assert!(out.stdout.is_empty(), "{argv:?}");
+        assert_eq!(err.lines().count(), 1, "{argv:?}: {err}");
+        assert!(err.starts_with("dmfilemapd: "), "{argv:?}: {err}");
+    }
+    assert!(String::from_utf8_lossy(&bin(&["map", d]).stderr).contains("a directory"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
