@@ -69,7 +69,7 @@ pub fn parse(list: &str) -> Result<Vec<u64>, BoundsError> {
             "us" => NS_PER_US,
             "ms" => NS_PER_MS,
             "s" => NS_PER_S,
-            _ => return Err(BoundsError::Malformed(item.to_owned())),
+            _ => return Err(BoundsError::Malformed(crate::log::printable(item))),
         };
         if number.is_empty() {
             return Err(BoundsError::NoNumber(item.to_owned()));

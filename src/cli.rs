@@ -13,6 +13,7 @@ use std::fmt;
 use std::path::PathBuf;
 
 use crate::bounds::{self, BoundsError, Histogram};
+use crate::log::printable;
 use crate::stats::{AliasError, Descriptor};
 
 pub const USAGE: &str =
@@ -160,7 +161,7 @@ where
             Ok(Some(arg)) => arg,
             Ok(None) => break,
             // lexopt only fails here on `--opt=value` for a flag, which we never accept.
-            Err(e) => return Err(UsageError::UnknownOption(e.to_string())),
+            Err(e) => return Err(UsageError::UnknownOption(printable(&e.to_string()))),
         };
         match arg {
             Short('h') | Long("help") => return Ok(Command::Help),
@@ -174,8 +175,8 @@ where
                 }
                 values.push(v);
             }
-            Short(c) => return Err(UsageError::UnknownOption(format!("-{c}"))),
-            Long(name) => return Err(UsageError::UnknownOption(format!("--{name}"))),
+            Short(c) => return Err(UsageError::UnknownOption(printable(&format!("-{c}")))),
+            Long(name) => return Err(UsageError::UnknownOption(printable(&format!("--{name}")))),
             Value(v) => values.push(v),
         }
     }
@@ -242,8 +243,9 @@ fn decimal(s: &OsStr) -> Option<u64> {
     })
 }
 
+/// A value for an error message: lossy UTF-8, control characters escaped.
 fn lossy(s: &OsStr) -> String {
-    s.to_string_lossy().into_owned()
+    printable(&s.to_string_lossy())
 }
 
 /// `dmfilemapd map [options] FILE`
@@ -274,12 +276,14 @@ pub struct UnmapArgs {
 fn option_error(e: lexopt::Error) -> UsageError {
     match e {
         lexopt::Error::MissingValue { option } => {
-            UsageError::MissingValue(option.unwrap_or_default())
+            UsageError::MissingValue(printable(&option.unwrap_or_default()))
         }
-        lexopt::Error::UnexpectedValue { option, .. } => UsageError::UnexpectedValue(option),
-        lexopt::Error::UnexpectedOption(o) => UsageError::UnknownOption(o),
+        lexopt::Error::UnexpectedValue { option, .. } => {
+            UsageError::UnexpectedValue(printable(&option))
+        }
+        lexopt::Error::UnexpectedOption(o) => UsageError::UnknownOption(printable(&o)),
         lexopt::Error::UnexpectedArgument(a) => UsageError::ExtraArgument(lossy(&a)),
-        e => UsageError::UnknownOption(e.to_string()),
+        e => UsageError::UnknownOption(printable(&e.to_string())),
     }
 }
 
@@ -335,14 +339,14 @@ pub fn parse_map(args: &[OsString]) -> Result<Command, UsageError> {
             Long("foreground") => foreground = true,
             Long("verbose") => verbose = verbose_value(&mut parser)?,
             Value(v) => one_file(&mut file, v)?,
-            Short(c) => return Err(UsageError::UnknownOption(format!("-{c}"))),
-            Long(name) => return Err(UsageError::UnknownOption(format!("--{name}"))),
+            Short(c) => return Err(UsageError::UnknownOption(printable(&format!("-{c}")))),
+            Long(name) => return Err(UsageError::UnknownOption(printable(&format!("--{name}")))),
         }
     }
     let file = file.ok_or(UsageError::MissingFile("map"))?;
     let bounds_ns = match &list {
         Some(l) => bounds::parse(l).map_err(|source| UsageError::Bounds {
-            list: l.clone(),
+            list: printable(l),
             source,
         })?,
         None => Vec::new(),
@@ -379,8 +383,8 @@ pub fn parse_unmap(args: &[OsString]) -> Result<Command, UsageError> {
             }
             Long("verbose") => verbose = verbose_value(&mut parser)?,
             Value(v) => one_file(&mut target, v)?,
-            Short(c) => return Err(UsageError::UnknownOption(format!("-{c}"))),
-            Long(name) => return Err(UsageError::UnknownOption(format!("--{name}"))),
+            Short(c) => return Err(UsageError::UnknownOption(printable(&format!("-{c}")))),
+            Long(name) => return Err(UsageError::UnknownOption(printable(&format!("--{name}")))),
         }
     }
     let target = target.ok_or(UsageError::MissingFile("unmap"))?;

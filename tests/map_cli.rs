@@ -236,6 +236,13 @@ fn map_refuses() {
             &["map", "--bounds", "0", "f"],
             bounds("0", BoundsError::Zero(s("0"))),
         ),
+        // Control characters are shown escaped: an error stays one line.
+        (&["map", "--x\ny", "f"], UnknownOption(s("--x\\ny"))),
+        (&["map", "--follow", "a\nb", "f"], Follow(s("a\\nb"))),
+        (
+            &["map", "--bounds", "1\n", "f"],
+            bounds("1\\n", BoundsError::Malformed(s("1\\n"))),
+        ),
     ];
     for (argv, want) in table {
         assert_eq!(run(argv).as_ref(), Err(want), "{argv:?}");

@@ -31,7 +31,7 @@ fn check_histogram(h: &Histogram) {
     let msg =
         msg_create(Extent { start: 0, len: 8 }, &template).expect("a histogram is plain ASCII");
     let mut dm = FakeDm::new();
-    use dmfilemapd::engine::Device;
+    use dmfilemapd::device::Device;
     dm.message(&msg).expect("the kernel takes what we send");
     let r = &dm.regions[&0];
     assert_eq!((r.precise, &r.histogram), (h.precise, &h.bounds));
