@@ -250,6 +250,12 @@ impl<D: Device> Engine<D> {
                 id: self.group_id,
                 reason,
             }),
+            // The leader region itself is gone: the group was deleted, not
+            // ungrouped.
+            Err(NotAGroup::NoRegion) => {
+                self.ledger.look_deleted(&list);
+                Ok(None)
+            }
             Err(_) => {
                 self.ledger.look(&list, None);
                 Ok(None)

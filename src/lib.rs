@@ -18,6 +18,7 @@
 //! only in [`dm`] and [`fiemap`] (the two ioctl ABIs) and in [`sys`] (adopting
 //! inherited fds and blocking signals), each block with a SAFETY comment.
 
+pub mod bounds;
 pub mod cli;
 pub mod daemon;
 pub mod device;
@@ -32,6 +33,8 @@ pub mod fiemap;
 pub mod group;
 pub mod ledger;
 pub mod log;
+pub mod map;
+pub mod mapcmd;
 pub mod mark;
 pub mod source;
 pub mod start;
