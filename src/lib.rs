@@ -21,6 +21,7 @@ pub mod fiemap;
 pub mod log;
 pub mod stats;
 pub mod sys;
+pub mod syslog;
 #[doc(hidden)]
 pub mod testing;
 pub mod watch;

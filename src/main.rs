@@ -38,6 +38,10 @@ fn run(args: &Args) -> Result<(), dmfilemapd::Error> {
         // 0 at the first cycle, not death by the default action.
         sys::block_stop_signals().map_err(|e| dmfilemapd::Error::io("sigprocmask", e))?;
     }
+    if detached && args.verbose == 0 {
+        // stdio goes to /dev/null: what goes wrong from here on is logged.
+        log::use_syslog();
+    }
     if detached {
         sys::detach(args.verbose == 0, args.fd).map_err(|e| dmfilemapd::Error::io("detach", e))?;
     } else {
