@@ -40,6 +40,7 @@ pub mod source;
 pub mod start;
 pub mod stats;
 pub mod sys;
+pub mod syslog;
 #[cfg(feature = "testkit")]
 pub mod testing;
 pub mod watch;

@@ -2,16 +2,19 @@
 //! writes them; info and detail on stdout, warnings and errors on stderr (C
 //! puts warnings on stdout, among the chatter). Warnings and errors always
 //! print; the rest needs `verbose >= level`. Once detached at verbose 0
-//! stdio is `/dev/null`, so the daemon is silent.
+//! stdio is `/dev/null`, and warnings and errors go to syslog instead
+//! ([`use_syslog`], [`crate::syslog`]).
 //!
 //! Write errors are ignored: a closed pipe must never stop the daemon (and
 //! `println!` would panic on one).
 
+use crate::syslog::Severity;
 use std::fmt;
 use std::io::Write;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
 static VERBOSE: AtomicU8 = AtomicU8::new(0);
+static SYSLOG: AtomicBool = AtomicBool::new(false);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Level {
@@ -50,6 +53,12 @@ pub fn verbose() -> u8 {
     VERBOSE.load(Ordering::Relaxed)
 }
 
+/// From now on warnings and errors go to syslog, not stderr: for the
+/// detached daemon at verbose 0, which has no one else to tell.
+pub fn use_syslog() {
+    SYSLOG.store(true, Ordering::Relaxed);
+}
+
 pub fn enabled(level: Level) -> bool {
     match level {
         Level::Error | Level::Warn => true,
@@ -64,6 +73,14 @@ pub fn emit(level: Level, args: fmt::Arguments<'_>) {
         return;
     }
     let _ = match level {
+        Level::Error | Level::Warn if SYSLOG.load(Ordering::Relaxed) => {
+            let severity = match level {
+                Level::Error => Severity::Error,
+                _ => Severity::Warning,
+            };
+            crate::syslog::send(severity, &args.to_string());
+            Ok(())
+        }
         Level::Error | Level::Warn => writeln!(std::io::stderr().lock(), "{args}"),
         _ => {
             let mut out = std::io::stdout().lock();

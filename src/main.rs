@@ -180,6 +180,10 @@ fn launcher(args: &Args) -> Result<(), Error> {
 /// The launcher's copy: detach, check what can still be checked, run.
 fn detached(args: &Args) -> Result<(), Error> {
     sys::block_stop_signals().map_err(|e| Error::io("sigprocmask", e))?;
+    if args.verbose == 0 {
+        // stdio goes to /dev/null: what goes wrong from here on is logged.
+        log::use_syslog();
+    }
     sys::detach(args.verbose == 0, args.fd).map_err(|e| Error::io("detach", e))?;
     run(args, start::prepare(args, true)?)
 }

@@ -114,16 +114,27 @@ kill_daemons() {
     while [ -n "$(daemon_pids)" ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
 }
 
-# Exactly one daemon running, and it is the detached child (its parent gone,
-# so init adopted it), not the parent about to exit: prints its pid.
+# Exactly one daemon running, and it is the detached copy: prints its pid.
+# The launcher (the copy dmstats or a test ran) also has init as parent once
+# dmstats has exited without waiting for it, and is alone while it checks the
+# arguments; only the detached copy leads its own session (setsid). So: one
+# live dmfilemapd, adopted by init, leading its session, seen twice in a row.
 one_daemon() {
-    local i line
+    local i line seen
     i=0
-    while [ $i -lt 30 ]; do
+    seen=""
+    while [ $i -lt 50 ]; do
         set -- $(daemon_pids)
         if [ $# -eq 1 ] && read -r line < "/proc/$1/stat" 2> /dev/null; then
             set -- $line
-            [ "$4" = 1 ] && { echo "$1"; return 0; }
+            if [ "$4" = 1 ] && [ "$6" = "$1" ]; then
+                [ "$seen" = "$1" ] && { echo "$1"; return 0; }
+                seen=$1
+            else
+                seen=""
+            fi
+        else
+            seen=""
         fi
         sleep 0.1
         i=$((i + 1))

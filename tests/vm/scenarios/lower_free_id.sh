@@ -9,8 +9,13 @@ gid=$(map "$f") || exit 1
 pid=$(one_daemon) || exit 1
 expect_group ext4 lower "$f"
 run dmsetup message ext4 0 "@stats_delete 0"
+# One change, seen at once: a daemon that mapped the write before the punch
+# would give id 0 to the whole new extent, then drop it for its two halves
+# (created first, at higher ids), and no member would end below the leader.
+kill -STOP "$pid"
 write_mib "$f" 2 1
 xfs_io -c "fpunch $((1048576 + 8192)) 4096" "$f"
+kill -CONT "$pid"
 expect_group ext4 lower "$f"
 region_line ext4 0 | grep -q 'DMS_GROUP=lower:' || fail "region 0 is not the new leader: $(region_line ext4 0)"
 old=$(region_line ext4 "$gid")
