@@ -9,6 +9,9 @@
 //! Without that descriptor (signals not blocked, as in tests, or no
 //! `signalfd` on this architecture) the timeout is cut in slices of at most
 //! [`SLICE`] to look at `stop`.
+//!
+//! Owns: the inotify instance. Touches: no extents, no group; what a change
+//! means is the file source's to decide.
 
 use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
