@@ -540,6 +540,18 @@ impl Probe {
         }
     }
 
+    /// A region this program just made with [`msg_create`]: one area
+    /// (`/1`), so its step is its length.
+    pub fn of_created(id: RegionId, extent: Extent) -> Probe {
+        Probe {
+            msg: msg_print(id, 0, 2),
+            expect: Area {
+                start: extent.start,
+                len: extent.len,
+            },
+        }
+    }
+
     /// Whether the reply shows the region as listed.
     pub fn matches(&self, reply: &str) -> bool {
         parse_print(reply).is_ok_and(|areas| areas == [self.expect])
