@@ -202,8 +202,8 @@ pub fn stop_signal() -> Option<&'static str> {
         .map(|(_, name)| *name)
 }
 
-/// Close every descriptor but stdio and `keep`: the caller's (dmstats')
-/// descriptors must not stay open for the life of the daemon.
+/// Close every descriptor but stdio, `keep` and [`stop_fd`]: the caller's
+/// (dmstats') descriptors must not stay open for the life of the daemon.
 pub fn close_stray_fds(keep: RawFd) -> io::Result<()> {
     use rustix::fs::{Dir, Mode, OFlags};
     let dir = rustix::fs::open(
@@ -212,6 +212,7 @@ pub fn close_stray_fds(keep: RawFd) -> io::Result<()> {
         Mode::empty(),
     )?;
     let own = raw(&dir);
+    let stop = stop_fd().map(|fd| fd.as_raw_fd());
     let mut stray = Vec::new();
     for entry in Dir::new(dir)? {
         let entry = entry?;
@@ -221,13 +222,14 @@ pub fn close_stray_fds(keep: RawFd) -> io::Result<()> {
             .ok()
             .and_then(|n| n.parse::<RawFd>().ok())
         {
-            Some(n) if n > 2 && n != keep && n != own => stray.push(n),
+            Some(n) if n > 2 && n != keep && n != own && Some(n) != stop => stray.push(n),
             _ => {}
         }
     }
     for n in stray {
         // SAFETY: this runs at daemon start, before anything of ours is open
-        // besides stdio, `keep` and the directory (skipped, closed on drop);
+        // besides stdio, `keep`, the stop signals' descriptor and the
+        // directory (all skipped; the directory is closed on drop);
         // the listed numbers were inherited and belong to no object here.
         unsafe { rustix::io::close(n) };
     }

@@ -89,7 +89,11 @@ fn child(role: &str) {
             // slices, which shows the count sees wake-ups.
             let sliced = idle_switches(how);
             sys::block_stop_signals().unwrap();
-            assert!(sys::stop_fd().is_some());
+            // As the daemon starts: the caller's descriptors are closed,
+            // and the stop signals' one must survive that.
+            sys::close_stray_fds(-1).unwrap();
+            let stop_fd = sys::stop_fd().unwrap();
+            rustix::io::fcntl_getfd(stop_fd).unwrap();
             let blocked = idle_switches(how);
             writeln!(out, "sliced {sliced} blocked {blocked}").unwrap();
         }
