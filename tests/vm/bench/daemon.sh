@@ -5,7 +5,11 @@
 # file of N extents mapped by the real dmstats, and its daemon's
 # - idle CPU in 10 s windows, against the floor cost of one full list;
 # - CPU and messages to follow a fill of every hole, then a punch of every
-#   other 4 KiB block, against the floor cost of the same messages;
+#   other 4 KiB block, against the floor cost of the same messages (the
+#   daemon is stopped, SIGSTOP, while the file changes and measured from
+#   SIGCONT until it logs its update: the writer's time is not the daemon's,
+#   and nothing else sends dm messages meanwhile: a list by another process
+#   holds dm-stats' mutex, on which the daemon's messages would spin);
 # - peak RSS, against the floor program's.
 # CPU is read from /proc/PID/schedstat (ns on CPU) and /proc/PID/stat
 # (ticks of 10 ms). Lines start with BENCH; one TABLE line per size.
@@ -14,12 +18,13 @@ SIZES=${BENCH_SIZES:-300 1000 2500}
 WINDOWS=${BENCH_WINDOWS:-3}
 SETTLE=60
 
-# ticks and ns on CPU of a process
+# ticks, ns on CPU, and user ticks of a process
 cpu() {
     local ns rest
     read -r ns rest < "/proc/$1/schedstat"
-    echo "$(awk '{print $14 + $15}' "/proc/$1/stat") $ns"
+    awk -v ns="$ns" '{print $14 + $15, ns, $14}' "/proc/$1/stat"
 }
+now_ms() { awk '{printf "%d\n", $1 * 1000}' /proc/uptime; }
 kib() { awk -v k="$2" '$1 == k":" {print $2}' "/proc/$1/status"; }
 
 # punch_odd FILE N: punch the first 4 KiB of each of N 8 KiB blocks.
@@ -52,15 +57,27 @@ follow() {
     local what f n pid floor mark a b
     what=$1 f=$2 n=$3 pid=$4 floor=$5
     mark=$(wc -l < /tmp/bench.log)
-    a=$(cpu "$pid")
+    done_at=$(($(grep -c '^Updated group' /tmp/bench.log) + 1))
+    kill -STOP "$pid"
     case $what in
         fill) fill "$f" "$n" ;;
         punch) punch_odd "$f" "$n" ;;
     esac
-    expect_group xfs "bench$n" "$f" > /dev/null
+    sync
+    a=$(cpu "$pid")
+    t0=$(now_ms)
+    kill -CONT "$pid"
+    i=0
+    while [ "$(grep -c '^Updated group' /tmp/bench.log)" -lt "$done_at" ]; do
+        [ $i -lt 6000 ] || fail "no update logged in 600 s"
+        sleep 0.1
+        i=$((i + 1))
+    done
     b=$(cpu "$pid")
+    t1=$(now_ms)
+    expect_group xfs "bench$n" "$f" > /dev/null
     sed -n "$((mark + 1)),\$p" /tmp/bench.log | grep '^Updated group' > /tmp/bench.updates
-    awk -v what="$what" -v n="$n" -v a="$a" -v b="$b" -v floor="$floor" \
+    awk -v what="$what" -v n="$n" -v a="$a" -v b="$b" -v floor="$floor" -v wall=$((t1 - t0)) \
         -v extents="$(file_extents "$f" | wc -l)" '
         function val(line, key,   m) { return match(line, key "=[0-9]+/[0-9]+") ? substr(line, RSTART + length(key) + 1, RLENGTH - length(key) - 1) : "0/0" }
         function ns(v,   p) { split(v, p, "/"); return p[2] }
@@ -81,12 +98,12 @@ follow() {
             if (s == 0) s = u
             if (l == 0) l = m - c - d - s
             split(a, x, " "); split(b, y, " ")
-            ticks = y[1] - x[1]; cpu = (y[2] - x[2]) / 1e6
+            ticks = y[1] - x[1]; cpu = (y[2] - x[2]) / 1e6; user = y[3] - x[3]
             cr = ns(val(floor, "create")) / n / 1e6; de = ns(val(floor, "delete")) / n / 1e6
             sa = ns(val(floor, "set_aux")) / n / 1e6; li = ns(val(floor, "list")) / 1e6
             fl = c * cr + d * de + s * sa + l * li
-            printf "BENCH n=%d %s to %d extents: %d update(s), %d messages (%d create, %d delete, %d set_aux, %d list), %d ticks, %.0f ms CPU; floor %.0f ms: x%.2f\n", \
-                n, what, extents, u, m, c, d, s, l, ticks, cpu, fl, (fl > 0 ? cpu / fl : 0)
+            printf "BENCH n=%d %s to %d extents: %d update(s), %d messages (%d create, %d delete, %d set_aux, %d list), %d ticks (%d user), %.0f ms CPU in %d ms; floor %.0f ms: x%.2f\n", \
+                n, what, extents, u, m, c, d, s, l, ticks, user, cpu, wall, fl, (fl > 0 ? cpu / fl : 0)
             printf "%s %d/%d/%.2f\n", what, ticks, m, (fl > 0 ? cpu / fl : 0) > "/tmp/bench.row." what
         }' /tmp/bench.updates
 }
