@@ -1,8 +1,8 @@
 # Benchmark on the real kernel, reported, never asserted. Run it with
 #   bash tests/vm/bench/run.sh          (builds dm_floor, boots the VM)
-# For each group size: the kernel's floor (examples/dm_floor.rs: N creates,
-# one list, N set_aux, N one-area prints, N deletes, nothing else), then a
-# file of N extents mapped by the real dmstats, and its daemon's
+# For each group size: a file of N extents mapped by the real dmstats; the
+# kernel's floor beside it (examples/dm_floor.rs: N creates, one list, N
+# set_aux, N one-area prints, N deletes, nothing else); and the daemon's
 # - idle CPU in 10 s windows, against the floor cost of one full list;
 # - CPU and messages to follow a fill of every hole, then a punch of every
 #   other 4 KiB block, against the floor cost of the same messages (the
@@ -110,6 +110,17 @@ follow() {
 
 for n in $SIZES; do
     f=/mnt/xfs/bench$n
+    fill "$f" "$n"
+    punch_odd "$f" "$n"
+    : > /tmp/bench.log
+    map "$f" > /dev/null
+    expect_group xfs "bench$n" "$f" > /dev/null
+    sleep 2
+    # Only now: the first process may still be handing over to the detached one.
+    pid=$(one_daemon) || exit 1
+
+    # The floor beside the group: a create or delete walks every region of
+    # the device, so it pays for as many as the daemon's messages will.
     # Twice, keeping the cheaper run of each phase: the first messages of a
     # boot pay for cold caches.
     f1=$(dm_floor /dev/mapper/xfs "$n") || fail "dm_floor: $f1"
@@ -124,14 +135,6 @@ for n in $SIZES; do
         hwm = $NF; sub(/.*=/, "", hwm)
         print line " hwm_kib=" hwm }')
     echo "BENCH $floor"
-    fill "$f" "$n"
-    punch_odd "$f" "$n"
-    : > /tmp/bench.log
-    map "$f" > /dev/null
-    expect_group xfs "bench$n" "$f" > /dev/null
-    sleep 2
-    # Only now: the first process may still be handing over to the detached one.
-    pid=$(one_daemon) || exit 1
 
     # Idle: the file does not change.
     list_ms=$(echo "$floor" | sed -n 's/.* list=[0-9]*\/\([0-9]*\).*/\1/p' | awk '{print $1 / 1e6}')
