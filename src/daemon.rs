@@ -233,7 +233,7 @@ impl<D: Device, S: Scanner> Daemon<D, S> {
                 return Ok(Some(Exit::Stopped));
             }
         }
-        // Sorted once here, so the once-a-second check compares without
+        // Sorted once here, so the full check compares without
         // copying; the group is a set of regions, so order carries nothing.
         let mut extents = extents;
         extents.sort_unstable();
