@@ -95,7 +95,7 @@ fn run(node: &str, n: u64, first: u64) -> Result<String, Box<dyn std::error::Err
             start: first + 16 * i,
             len: 8,
         };
-        let reply = control.message(dev, &stats::msg_create(extent, &template)?)?;
+        let reply = control.message(dev, &stats::msg_create(extent, &template, "-")?)?;
         ids.push(stats::parse_create_reply(&reply).ok_or("bad create reply")?);
     }
     phase("create", t0);

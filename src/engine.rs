@@ -8,37 +8,45 @@
 //! 2. every region of ours that exists is named by the descriptor, which
 //!    sits on the lowest of them, and no other of them holds a descriptor.
 //!
-//! An update creates first, then writes the new descriptor with one
-//! `@stats_set_aux`, then deletes. A failed create is undone; any other
-//! failure, or a stop request, ends with a repair: one descriptor naming
-//! every region of ours that still exists (see [`Engine::sync`]). When the
-//! repair fails too, [`EngineError::Unrepaired`] says so and the next
-//! update picks up what it can see.
+//! An update goes in steps (see [`Engine::sync`]): each creates up to
+//! [`BATCH`] regions, writes the descriptor naming them and without up to
+//! [`BATCH`] regions no longer wanted, then deletes those; so at most
+//! [`BATCH`] regions of ours are outside the group at any instant, and
+//! each carries a mark ([`crate::mark`]) from which the next daemon, should
+//! this one be killed there, settles them. A failed create or descriptor
+//! write takes back the step's new regions; any other failure, or a stop
+//! request, ends with a repair: one descriptor naming every region of ours
+//! that still exists. When the repair fails too,
+//! [`EngineError::Unrepaired`] says so and the next update picks up what
+//! it can see.
 //!
 //! dm-stats has no compare-and-swap, so a second updater of the same group
 //! (another daemon, `dmstats update_filemap`) can only be narrowed, not
-//! excluded: before writing its descriptor the engine lists again and backs
-//! out ([`EngineError::Raced`]) if the group changed while it was creating,
-//! and a group whose members another new descriptor claims is treated as
-//! gone. A rival that runs its whole update between that last list and our
-//! descriptor write leaves its new regions outside the group for a moment:
-//! only their creator knows them, and it deletes them at its next look
-//! (the sweep at the start of every update; see [`crate::ledger`]).
+//! excluded: before the first descriptor write of an update the engine
+//! lists again and backs out ([`EngineError::Raced`]) if the group changed
+//! while it was creating, and a group whose members another new descriptor
+//! claims is treated as gone. A rival that runs its whole update between
+//! that list and one of our descriptor writes leaves its new regions
+//! outside the group for a moment: only their creator knows them, and it
+//! deletes them at its next look (the sweep at the start of every update;
+//! see [`crate::ledger`]).
 //!
 //! Owns: [`Engine`] (the apply order and the messages it sends),
 //! [`EngineError`], [`Outcome`], [`Summary`]. Touches: the device only
 //! through [`Device`]; what the group is comes from [`crate::group`], what
-//! to do about regions we made from [`crate::ledger`]. [`Engine::load`]
+//! to do about regions we made from [`crate::ledger`], about regions a
+//! stopped daemon left from [`crate::mark`]. [`Engine::load`]
 //! only reads; every delete is part of an update ([`Engine::sync`],
 //! [`Engine::remove`]) or of [`Engine::sweep`].
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::device::{Device, DeviceError};
 use crate::diff::{self, Member};
 use crate::extent::Extent;
 use crate::group::{self, Group, List, NotAGroup};
 use crate::ledger::Ledger;
+use crate::mark::{self, fingerprint, Mark, Settlement, BATCH};
 use crate::stats::{self, Descriptor, MessageError, Probe, Region, RegionId, SkippedLine};
 
 /// What one update did, for the verbose log and the tests.
@@ -160,6 +168,10 @@ pub struct Engine<D: Device> {
     warnings: Vec<String>,
     /// The unreadable lines of the last list, so each is warned about once.
     skipped: Vec<SkippedLine>,
+    /// What a stopped update left outside the group, as the last look saw
+    /// it; the first update settles it, once.
+    settlement: Settlement,
+    settled: bool,
 }
 
 /// What the engine knows of the group's regions while it changes them: the
@@ -172,11 +184,13 @@ struct Ours {
 }
 
 impl Ours {
-    fn of(group: &Group) -> Self {
+    /// The group's members and the regions it adopts.
+    fn of(group: &Group, adopted: &[Region]) -> Self {
         Ours {
             aux: group
                 .members
                 .iter()
+                .chain(adopted)
                 .map(|r| (r.id, r.aux_data.clone()))
                 .collect(),
             template: group.descriptor.clone(),
@@ -196,6 +210,8 @@ impl<D: Device> Engine<D> {
             ledger: Ledger::default(),
             warnings: Vec::new(),
             skipped: Vec::new(),
+            settlement: Settlement::default(),
+            settled: false,
         }
     }
 
@@ -251,6 +267,9 @@ impl<D: Device> Engine<D> {
                     self.filtered = group.members.iter().all(|m| &m.program_id == program);
                     self.program_id = Some(program.clone());
                 }
+                if !self.settled {
+                    self.settlement = mark::settle(&list, &group);
+                }
                 let ours = self.ledger.look(&list, Some(&group));
                 self.probe = ours.then(|| Probe::of(&group.leader));
                 Ok(ours.then_some(group))
@@ -259,6 +278,13 @@ impl<D: Device> Engine<D> {
                 id: self.group_id,
                 reason,
             }),
+            // The leader region itself is gone: the group was deleted, not
+            // ungrouped.
+            Err(NotAGroup::NoRegion) => {
+                self.probe = None;
+                self.ledger.look_deleted(&list);
+                Ok(None)
+            }
             Err(_) => {
                 self.probe = None;
                 self.ledger.look(&list, None);
@@ -289,11 +315,27 @@ impl<D: Device> Engine<D> {
         }
     }
 
+    /// After an update that ended well, the probe for the leader it left:
+    /// the one listed, a kept member, or a region it made (one area).
+    fn probe_after(&self, group: &Group, listed: Option<Probe>) -> Option<Probe> {
+        let leader = self.group_id;
+        if leader == group.leader.id {
+            return listed;
+        }
+        match group.members.iter().find(|m| m.id == leader) {
+            Some(m) => Some(Probe::of(m)),
+            None => self
+                .ledger
+                .made_extent(leader)
+                .map(|e| Probe::of_created(leader, e)),
+        }
+    }
+
     /// Whether the last look found regions of ours left outside every
     /// descriptor (a rival updater's, a failed repair's doing), which the
     /// next update deletes.
     pub fn sweep_pending(&self) -> bool {
-        !self.ledger.orphans().is_empty()
+        !self.ledger.orphans().is_empty() || !self.settlement.is_empty()
     }
 
     /// Delete the regions of ours the last look found outside every
@@ -314,28 +356,53 @@ impl<D: Device> Engine<D> {
         }
     }
 
-    /// The group as an update starts from it: one look, then the sweep.
-    fn start(&mut self) -> Result<Group, EngineError> {
+    /// The group as an update starts from it: one look, the sweep, and on
+    /// the first update the settlement of what a stopped daemon left (see
+    /// [`crate::mark`]): proven strays deleted, the regions to adopt
+    /// returned.
+    fn start(&mut self) -> Result<(Group, Vec<Region>), EngineError> {
         let group = self.load()?;
         self.sweep();
-        group.ok_or(EngineError::GroupGone(self.group_id))
+        let group = group.ok_or(EngineError::GroupGone(self.group_id))?;
+        let settlement = std::mem::take(&mut self.settlement);
+        self.settled = true;
+        for id in settlement.delete {
+            match self.delete(id) {
+                Ok(()) => self.warnings.push(format!(
+                    "region {id} was left outside the group by a stopped update: deleted"
+                )),
+                Err(e) => self.warnings.push(format!(
+                    "region {id} is outside the group and will not go: {e}"
+                )),
+            }
+        }
+        if !settlement.adopt.is_empty() {
+            let ids: Vec<RegionId> = settlement.adopt.iter().map(|r| r.id).collect();
+            self.warnings.push(format!(
+                "group {}: regions {} were left outside it by a stopped update: adopted",
+                group.id(),
+                stats::format_members(&ids)
+            ));
+        }
+        Ok((group, settlement.adopt))
     }
 
     /// Bring the group in line with `extents`. `stop` is polled between
-    /// messages; when it answers true the update ends early, consistent.
+    /// steps; when it answers true the update ends early, consistent.
     ///
-    /// Order: (a) create the missing regions, undoing them all if one
-    /// create fails; (b) write the descriptor naming kept and created
-    /// regions on the lowest of them, and if that moved the leader, strip
-    /// the old leader's descriptor down to the user data; (c) delete the
-    /// regions no longer wanted, the old leader first. Between (b) and the
-    /// end of (c) the regions awaiting deletion are outside the group: a
-    /// failed delete or a stop there is followed by a repair that names
-    /// them again. What stays open is a repair that fails as well (it is
-    /// reported as [`EngineError::Unrepaired`] and the next update finishes
-    /// the job) and the process dying in that window, which leaves
-    /// unnamed regions behind that no later update can tell from another
-    /// program's.
+    /// In steps, so that at most [`BATCH`] regions of ours are outside the
+    /// group at any instant, whenever the process dies: each step creates
+    /// up to [`BATCH`] regions (each marked with the standing descriptor's
+    /// fingerprint), marks one region of the next up to [`BATCH`] to drop
+    /// with the list of them, writes the descriptor naming the created and
+    /// without the dropped, strips an old leader, and deletes the dropped
+    /// ones, the marked one last. A daemon started after a kill settles the
+    /// one batch left outside by those marks ([`crate::mark`]).
+    ///
+    /// A failed create or descriptor write takes back the step's new
+    /// regions; any failure ends with a repair: one descriptor naming every
+    /// region of ours that still exists, so the group is consistent but may
+    /// be part way to the extents; the next update goes on from there.
     pub fn sync(
         &mut self,
         extents: &[Extent],
@@ -345,12 +412,13 @@ impl<D: Device> Engine<D> {
             return self.remove().map(Outcome::Updated);
         }
         let sent = self.sent;
-        let group = self.start()?;
+        let (group, adopted) = self.start()?;
         // Unknown until the update ends well: a failure may move the leader.
         let listed = self.probe.take();
         let members: Vec<Member> = group
             .members
             .iter()
+            .chain(&adopted)
             .map(|r| Member {
                 id: r.id,
                 extent: r.extent(),
@@ -358,7 +426,7 @@ impl<D: Device> Engine<D> {
             .collect();
         let plan = diff::diff(&members, extents);
         let stale = group.members[1..].iter().any(group::names_itself);
-        if plan.is_noop() && group.missing.is_empty() && !stale {
+        if plan.is_noop() && group.missing.is_empty() && !stale && adopted.is_empty() {
             self.probe = listed;
             return Ok(Outcome::Unchanged);
         }
@@ -376,7 +444,15 @@ impl<D: Device> Engine<D> {
             ));
         }
 
-        let mut ours = Ours::of(&group);
+        let mut ours = Ours::of(&group, &adopted);
+        let mut named: Vec<RegionId> = ours.aux.keys().copied().collect();
+        let regions: BTreeMap<RegionId, &Region> = group
+            .members
+            .iter()
+            .chain(&adopted)
+            .map(|r| (r.id, r))
+            .collect();
+        let doomed: Vec<&Region> = plan.delete.iter().map(|id| regions[id]).collect();
         let mut summary = Summary {
             extents: extents.len(),
             kept: plan.keep.len(),
@@ -384,123 +460,209 @@ impl<D: Device> Engine<D> {
         };
         let finish = |engine: &Self, summary: Summary| summary.sent_since(sent, engine.sent);
 
-        // (a) Create.
-        let mut created = Vec::with_capacity(plan.create.len());
-        for &extent in &plan.create {
-            if stop() {
-                self.repair(&mut ours)?;
-                summary.created = created.len();
-                return Ok(Outcome::Interrupted(finish(self, summary)));
+        let mut makes = plan.create.chunks(BATCH);
+        let mut drops = doomed.chunks(BATCH);
+        let mut looked = false;
+        loop {
+            let (make, drop) = (makes.next().unwrap_or(&[]), drops.next().unwrap_or(&[]));
+            if make.is_empty() && drop.is_empty() {
+                break;
             }
-            match self.create(extent, &group.leader) {
-                Ok(id) => {
-                    ours.aux.insert(id, "-".to_string());
-                    created.push(id);
-                }
-                Err(e) => {
-                    self.undo(&mut ours, &created);
-                    return Err(self.fail(&mut ours, e));
-                }
-            }
-        }
-        summary.created = created.len();
-
-        // (b) Publish.
-        let mut target: Vec<RegionId> = plan.keep.iter().chain(&created).copied().collect();
-        target.sort_unstable();
-        if stop() {
-            self.repair(&mut ours)?;
-            return Ok(Outcome::Interrupted(finish(self, summary)));
-        }
-        // Creating takes long enough for another updater of this group (a
-        // second daemon, `dmstats update_filemap`) to slip in: look again
-        // before overwriting its descriptor with ours.
-        if !created.is_empty() {
-            match self.still_as_loaded(&group) {
-                Ok(true) => {}
-                Ok(false) => {
-                    // Not ours to repair any more: take back what we added.
-                    self.undo(&mut ours, &created);
-                    return Err(EngineError::Raced(group.leader.id));
-                }
-                Err(e) => {
-                    self.undo(&mut ours, &created);
-                    return Err(self.fail(&mut ours, e));
-                }
-            }
-        }
-        if let Err(e) = self.write_descriptor(&mut ours, &target) {
-            // The old descriptor still stands: go back to it.
-            self.undo(&mut ours, &created);
-            return Err(self.fail(&mut ours, e));
-        }
-        let leader = target[0];
-        let made = |i: usize| Probe::of_created(leader, plan.create[i]);
-        let new_probe = match group.members.iter().find(|m| m.id == leader) {
-            Some(m) => Some(Probe::of(m)),
-            None => created.iter().position(|&id| id == leader).map(made),
-        };
-        if let Err(e) = self.strip_stale(&mut ours, &target) {
-            return Err(self.fail(&mut ours, e));
-        }
-
-        // (c) Delete: the old leader first, as it may still hold the old
-        // descriptor, which must not outlive its members.
-        let mut doomed = plan.delete.clone();
-        if let Some(pos) = doomed.iter().position(|&id| id == group.leader.id) {
-            doomed[..=pos].rotate_right(1);
-        }
-        // Outside the group now: should the deletes and the repair both
-        // fail, only the sweep will find them.
-        for m in group
-            .members
-            .iter()
-            .filter(|m| plan.delete.binary_search(&m.id).is_ok())
-        {
-            self.ledger.doomed_member(m);
-        }
-        for id in doomed {
-            if stop() {
+            if make.is_empty() && stop() {
                 self.repair(&mut ours)?;
                 return Ok(Outcome::Interrupted(finish(self, summary)));
             }
-            if let Err(e) = self.delete(id) {
+            let mark = Mark::Made {
+                under: fingerprint(ours.aux.get(&self.group_id).map_or("", String::as_str)),
+            }
+            .format();
+            let mut made = Vec::with_capacity(make.len());
+            for &extent in make {
+                if stop() {
+                    // The repair names what this step made too.
+                    self.repair(&mut ours)?;
+                    summary.created += made.len();
+                    return Ok(Outcome::Interrupted(finish(self, summary)));
+                }
+                match self.create(extent, &group.leader, &mark) {
+                    Ok(id) => {
+                        ours.aux.insert(id, mark.clone());
+                        made.push(id);
+                    }
+                    Err(e) => {
+                        self.undo(&mut ours, &made);
+                        return Err(self.fail(&mut ours, e));
+                    }
+                }
+            }
+            summary.created += made.len();
+            // Creating takes long enough for another updater of this group
+            // (a second daemon, `dmstats update_filemap`) to slip in: look
+            // again before overwriting its descriptor with ours the first
+            // time.
+            if !made.is_empty() && !looked {
+                looked = true;
+                match self.still_as_loaded(&group) {
+                    Ok(None) => {}
+                    Ok(Some(now)) => {
+                        // Not ours to repair any more: take back what we
+                        // added, but what the rival's descriptor names (a
+                        // daemon started meanwhile adopts what it finds).
+                        let named: BTreeSet<RegionId> = now
+                            .values()
+                            .filter_map(group::leading)
+                            .flat_map(|d| d.members)
+                            .collect();
+                        made.retain(|id| !named.contains(id));
+                        self.undo(&mut ours, &made);
+                        return Err(EngineError::Raced(group.leader.id));
+                    }
+                    Err(e) => {
+                        self.undo(&mut ours, &made);
+                        return Err(self.fail(&mut ours, e));
+                    }
+                }
+            }
+            let carrier = match self.publish(&mut ours, &mut named, &made, drop) {
+                Ok(carrier) => carrier,
+                Err(e) => {
+                    // The descriptor before the step still stands.
+                    self.undo(&mut ours, &made);
+                    return Err(self.fail(&mut ours, e));
+                }
+            };
+            if let Err(e) = self.drop_batch(&mut ours, &named, drop, carrier) {
                 return Err(self.fail(&mut ours, e));
             }
-            ours.aux.remove(&id);
-            summary.deleted += 1;
+            summary.deleted += drop.len();
         }
-        self.probe = new_probe;
+        // Nothing to create or delete, yet the descriptor changes: missing
+        // members, an old leader's copy, adopted regions.
+        let done = self
+            .publish(&mut ours, &mut named, &[], &[])
+            .and_then(|_| self.strip_stale(&mut ours, &named));
+        if let Err(e) = done {
+            return Err(self.fail(&mut ours, e));
+        }
+        self.probe = self.probe_after(&group, listed);
         Ok(Outcome::Updated(finish(self, summary)))
     }
 
-    /// Delete every region of the group (the file has no extents left):
-    /// the members first, the leader and its descriptor last.
-    pub fn remove(&mut self) -> Result<Summary, EngineError> {
-        let sent = self.sent;
-        let group = self.start()?;
-        self.probe = None;
-        let mut ours = Ours::of(&group);
-        let mut summary = Summary::default();
-        let leader = group.leader.id;
-        for id in group
-            .members
+    /// Write the descriptor naming `named` with `made` and without `drop`
+    /// (on its lowest id). First the list of `drop` goes on one of them,
+    /// its carrier; when the leader itself leaves, it is the carrier, and
+    /// its copy of the old descriptor is the proof until
+    /// [`Engine::drop_batch`] replaces it with the list. Returns the carrier.
+    fn publish(
+        &mut self,
+        ours: &mut Ours,
+        named: &mut Vec<RegionId>,
+        made: &[RegionId],
+        drop: &[&Region],
+    ) -> Result<Option<RegionId>, EngineError> {
+        let mut next: Vec<RegionId> = named
+            .iter()
+            .chain(made)
+            .filter(|id| !drop.iter().any(|r| r.id == **id))
+            .copied()
+            .collect();
+        next.sort_unstable();
+        next.dedup();
+        let leader = self.group_id;
+        let carrier = match drop.iter().find(|r| r.id == leader).or(drop.last()) {
+            Some(r) if r.id != leader => {
+                let mark = dropped_mark(&self.descriptor(ours, &next), drop);
+                self.set_aux(ours, r.id, mark)?;
+                Some(r.id)
+            }
+            other => other.map(|r| r.id),
+        };
+        self.write_descriptor(ours, &next)?;
+        *named = next;
+        for r in drop {
+            self.ledger.doomed_member(r);
+        }
+        Ok(carrier)
+    }
+
+    /// After [`Engine::publish`]: strip an old leader that stays a member,
+    /// give the old leader that leaves the list of the batch in place of
+    /// its stale descriptor, then delete the batch: any other region still
+    /// holding a descriptor first, the carrier of the list last.
+    fn drop_batch(
+        &mut self,
+        ours: &mut Ours,
+        named: &[RegionId],
+        drop: &[&Region],
+        carrier: Option<RegionId>,
+    ) -> Result<(), EngineError> {
+        self.strip_stale(ours, named)?;
+        let Some(carrier) = carrier else {
+            return Ok(());
+        };
+        let holds_descriptor = |ours: &Ours, id: RegionId| {
+            ours.aux
+                .get(&id)
+                .is_some_and(|a| group::aux_names_itself(id, a))
+        };
+        if holds_descriptor(ours, carrier) {
+            let mark = dropped_mark(&ours.aux[&self.group_id], drop);
+            self.set_aux(ours, carrier, mark)?;
+        }
+        let mut order: Vec<RegionId> = drop
             .iter()
             .map(|r| r.id)
-            .filter(|&id| id != leader)
-            .chain([leader])
-        {
-            if let Err(e) = self.delete(id) {
+            .filter(|&id| id != carrier)
+            .collect();
+        order.sort_by_key(|&id| !holds_descriptor(ours, id));
+        for id in order.into_iter().chain([carrier]) {
+            self.delete(id)?;
+            ours.aux.remove(&id);
+        }
+        Ok(())
+    }
+
+    /// Delete every region of the group (the file has no extents left),
+    /// in batches as [`Engine::sync`] drops them, down to the lowest, which
+    /// goes last with the descriptor.
+    pub fn remove(&mut self) -> Result<Summary, EngineError> {
+        let sent = self.sent;
+        let (group, adopted) = self.start()?;
+        self.probe = None;
+        let mut ours = Ours::of(&group, &adopted);
+        let mut named: Vec<RegionId> = ours.aux.keys().copied().collect();
+        let mut all: Vec<&Region> = group.members.iter().chain(&adopted).collect();
+        all.sort_unstable_by_key(|r| r.id);
+        let mut summary = Summary::default();
+        for drop in all[1..].chunks(BATCH) {
+            let done = self
+                .publish(&mut ours, &mut named, &[], drop)
+                .and_then(|carrier| self.drop_batch(&mut ours, &named, drop, carrier));
+            if let Err(e) = done {
                 return Err(self.fail(&mut ours, e));
             }
-            ours.aux.remove(&id);
-            summary.deleted += 1;
+            summary.deleted += drop.len();
         }
+        let last = all[0].id;
+        let done = self
+            .publish(&mut ours, &mut named, &[], &[])
+            .and_then(|_| self.strip_stale(&mut ours, &named))
+            .and_then(|()| self.delete(last));
+        if let Err(e) = done {
+            return Err(self.fail(&mut ours, e));
+        }
+        ours.aux.remove(&last);
+        summary.deleted += 1;
         Ok(summary.sent_since(sent, self.sent))
     }
 
-    fn create(&mut self, extent: Extent, leader: &Region) -> Result<RegionId, EngineError> {
-        let msg = stats::msg_create(extent, leader)?;
+    fn create(
+        &mut self,
+        extent: Extent,
+        leader: &Region,
+        mark: &str,
+    ) -> Result<RegionId, EngineError> {
+        let msg = stats::msg_create(extent, leader, mark)?;
         let reply = self.send(msg.clone())?;
         let id = stats::parse_create_reply(&reply).ok_or(EngineError::BadReply { msg, reply })?;
         self.ledger.created(id, extent, &leader.program_id);
@@ -524,8 +686,9 @@ impl<D: Device> Engine<D> {
 
     /// Whether the leader still holds the descriptor we loaded, every
     /// member we keep is still there, and no new descriptor claims one of
-    /// them (a rival that moved the group's leader).
-    fn still_as_loaded(&mut self, group: &Group) -> Result<bool, EngineError> {
+    /// them (a rival that moved the group's leader): `None` when so, the
+    /// list that says otherwise when not.
+    fn still_as_loaded(&mut self, group: &Group) -> Result<Option<List>, EngineError> {
         let now: List = group::by_id(self.list()?.0);
         let unchanged = now
             .get(&group.leader.id)
@@ -534,7 +697,7 @@ impl<D: Device> Engine<D> {
                 .members
                 .iter()
                 .all(|m| now.get(&m.id).is_some_and(|r| r.extent() == m.extent()));
-        Ok(unchanged && !self.ledger.rival_claims(&now, group))
+        Ok((!unchanged || self.ledger.rival_claims(&now, group)).then_some(now))
     }
 
     /// One `@stats_list`, of the group's program once it is known to hold
@@ -558,17 +721,23 @@ impl<D: Device> Engine<D> {
         Ok(())
     }
 
+    /// The descriptor text naming `set`, with the group's alias, user data
+    /// and dialect.
+    fn descriptor(&self, ours: &Ours, set: &[RegionId]) -> String {
+        Descriptor {
+            members: set.to_vec(),
+            ..ours.template.clone()
+        }
+        .format()
+    }
+
     /// Put the descriptor naming `set` on its lowest id, unless it is
     /// already there word for word. The group's id follows it.
     fn write_descriptor(&mut self, ours: &mut Ours, set: &[RegionId]) -> Result<(), EngineError> {
         let Some(&leader) = set.first() else {
             return Ok(());
         };
-        let desc = Descriptor {
-            members: set.to_vec(),
-            ..ours.template.clone()
-        }
-        .format();
+        let desc = self.descriptor(ours, set);
         if ours.aux.get(&leader) != Some(&desc) {
             self.set_aux(ours, leader, desc)?;
         }
@@ -624,4 +793,13 @@ impl<D: Device> Engine<D> {
             },
         }
     }
+}
+
+/// The list of a batch leaving the group with the descriptor `next`.
+fn dropped_mark(next: &str, drop: &[&Region]) -> String {
+    Mark::Dropped {
+        under: fingerprint(next),
+        regions: drop.iter().map(|r| (r.id, r.extent())).collect(),
+    }
+    .format()
 }

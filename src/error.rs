@@ -6,7 +6,7 @@
 //! below it own their errors and their words.
 
 use crate::start::Refusal;
-use crate::{dm, engine, fiemap};
+use crate::{dm, engine, fiemap, map};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -34,6 +34,20 @@ pub enum Error {
         group: u64,
         #[source]
         source: engine::EngineError,
+    },
+    /// `map` or `unmap` failed on the device, its checks passed.
+    #[error("{what}: {source}")]
+    Map {
+        what: String,
+        #[source]
+        source: map::MapError,
+    },
+    /// `unmap FILE` found no single group for the file.
+    #[error("{what}: {source}")]
+    Find {
+        what: String,
+        #[source]
+        source: map::FindError,
     },
     /// The file source was asked to look without an open file: a bug of
     /// the loop, reported as such.

@@ -85,6 +85,15 @@ impl Ledger {
         true
     }
 
+    /// Take in a list in which the group's leader region is gone altogether:
+    /// the group was deleted (`dmstats delete --group`, `dmfilemapd unmap`),
+    /// not ungrouped. What we made since our last look that no descriptor
+    /// names (an update racing the deletion re-created members) belongs to
+    /// the deleted group, and nobody else knows it: ours to delete.
+    pub fn look_deleted(&mut self, list: &List) {
+        self.orphans = self.orphans_in(list, None, true);
+    }
+
     /// Regions of ours the last look found outside every descriptor while
     /// the group lives on: to be deleted.
     pub fn orphans(&self) -> &[RegionId] {
@@ -104,6 +113,11 @@ impl Ledger {
             .iter()
             .filter(|c| !self.old_claims.contains(c))
             .any(|(id, _)| !self.doomed(list, *id))
+    }
+
+    /// The extent of a region we made and have not seen in the group since.
+    pub fn made_extent(&self, id: RegionId) -> Option<Extent> {
+        self.made.get(&id).map(|m| m.extent)
     }
 
     /// We created `id` on `extent` for `program_id`.
@@ -248,6 +262,20 @@ mod tests {
         let dropped = list(&format!("{BASE}3: 24+8 8 dmstats -\n"));
         assert!(ledger.look(&dropped, Some(&read_group(1, &dropped).unwrap())));
         assert!(ledger.orphans().is_empty(), "a user regrouped it out");
+    }
+
+    #[test]
+    fn after_the_group_is_deleted_what_we_made_is_ours_to_delete() {
+        let mut ledger = after_create();
+        // The leader and member 2 deleted, our new region 3 still there.
+        ledger.look_deleted(&list("0: 0+8 8 other -\n3: 24+8 8 dmstats -\n"));
+        assert_eq!(ledger.orphans(), [3]);
+        // Named by another group's descriptor (a rival moved it there): kept.
+        let mut ledger = after_create();
+        ledger.look_deleted(&list(
+            "0: 0+8 8 dmstats DMS_GROUP=f:0,3#-\n3: 24+8 8 dmstats -\n",
+        ));
+        assert!(ledger.orphans().is_empty());
     }
 
     #[test]

@@ -4,11 +4,12 @@
 //! Scan ([`fiemap`] + [`extent`], through [`source`]) -> Diff ([`diff`]) ->
 //! Apply ([`engine`]) -> Sleep ([`watch`]), run by [`daemon`] after the
 //! checks of [`start`]. The engine reads the group with [`group`], keeps
-//! its [`ledger`] of regions it made, and talks to a [`device::Device`]:
+//! its [`ledger`] of regions it made, settles what a killed predecessor
+//! left by the [`mark`]s on its regions, and talks to a [`device::Device`]:
 //! [`dm`] carries the messages of [`stats`] to the kernel.
 //!
 //! Dependencies point down: `device` < `dm`, `stats`, `extent` < `group` <
-//! `ledger` < `engine` < `daemon`, `source`, `start` < `main`.
+//! `ledger`, `mark` < `engine` < `daemon`, `source`, `start` < `main`.
 //!
 //! With the `testkit` feature (the crate's own tests and fuzz/ only),
 //! `fake` is an in-memory dm-stats and `testing` the checks they share.
@@ -17,6 +18,7 @@
 //! only in [`dm`] and [`fiemap`] (the two ioctl ABIs) and in [`sys`] (adopting
 //! inherited fds and blocking signals), each block with a SAFETY comment.
 
+pub mod bounds;
 pub mod cli;
 pub mod daemon;
 pub mod device;
@@ -31,6 +33,9 @@ pub mod fiemap;
 pub mod group;
 pub mod ledger;
 pub mod log;
+pub mod map;
+pub mod mapcmd;
+pub mod mark;
 pub mod source;
 pub mod start;
 pub mod stats;

@@ -7,10 +7,13 @@
 
 use std::ffi::OsString;
 use std::io::Write;
+use std::os::fd::IntoRawFd;
 use std::process::ExitCode;
 
-use dmfilemapd::cli::{self, Args, Command, UsageError};
+use dmfilemapd::cli::{self, Args, Command, MapArgs, UnmapArgs, UsageError};
 use dmfilemapd::daemon::Daemon;
+use dmfilemapd::map::Created;
+use dmfilemapd::mapcmd;
 use dmfilemapd::source::FileSource;
 use dmfilemapd::start::{self, Prepared};
 use dmfilemapd::{error, info, log, sys, Error};
@@ -43,6 +46,8 @@ fn main() -> ExitCode {
     let args = match cli::parse(std::env::args_os()) {
         Ok(Command::Run(args)) => args,
         Ok(Command::Help) => return print(cli::HELP),
+        Ok(Command::Map(m)) => return exit(map(&m)),
+        Ok(Command::Unmap(u)) => return exit(unmap(&u)),
         Ok(Command::Version) => return print(&format!("dmfilemapd {}", env!("CARGO_PKG_VERSION"))),
         Err(UsageError::WrongCount) => {
             error!("{}", UsageError::WrongCount);
@@ -55,11 +60,14 @@ fn main() -> ExitCode {
         }
     };
     log::set_verbose(args.verbose);
-    let played = match Role::of(&args) {
+    exit(match Role::of(&args) {
         Role::Foreground => foreground(&args),
         Role::Launcher => launcher(&args),
         Role::Detached => detached(&args),
-    };
+    })
+}
+
+fn exit(played: Result<(), Error>) -> ExitCode {
     match played {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -67,6 +75,73 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `map`: make the group as dmstats does, print dmstats' line, then follow
+/// the group as the positional form does: a launcher (its detached copy
+/// gets the positional arguments) or, with `--foreground`, the loop here.
+/// Should following fail to start, the group is deleted again.
+fn map(m: &MapArgs) -> Result<(), Error> {
+    log::set_verbose(m.verbose);
+    // A stop while regions are made undoes them, rather than killing us
+    // with half a group made.
+    sys::block_stop_signals().map_err(|e| Error::io("sigprocmask", e))?;
+    let mapped = mapcmd::map_file(m, &|| sys::stop_signal().is_some())?;
+    let Created { group_id, regions } = mapped.created;
+    let line = format!(
+        "{}: Created new group with {regions} region(s) as group ID {group_id}.",
+        m.file.display()
+    );
+    let args = Args {
+        fd: mapped.fd.into_raw_fd(),
+        group_id,
+        path: mapped.path,
+        mode: m.mode,
+        foreground: m.foreground,
+        verbose: m.verbose,
+    };
+    // The checks again, by the positional form's own code: what follows
+    // the group is exactly what dmstats would have started.
+    let started = if m.foreground {
+        starting(&args).and_then(|()| start::prepare(&args, false).map(Some))
+    } else {
+        launcher(&args).map(|()| None)
+    };
+    match started {
+        Ok(prepared) => {
+            say(&line);
+            match prepared {
+                Some(prepared) => run(&args, prepared),
+                None => Ok(()),
+            }
+        }
+        Err(e) => {
+            if let Err(undo) = mapcmd::delete(mapped.dev, group_id) {
+                error!("dmfilemapd: {undo}");
+            }
+            Err(e)
+        }
+    }
+}
+
+/// `unmap`: delete the group. Stop signals wait until it is gone.
+fn unmap(u: &UnmapArgs) -> Result<(), Error> {
+    log::set_verbose(u.verbose);
+    sys::block_stop_signals().map_err(|e| Error::io("sigprocmask", e))?;
+    let (id, done) = mapcmd::unmap(u)?;
+    info!(
+        "{}: Deleted group {id} ({} regions, {} messages).",
+        u.target.display(),
+        done.regions,
+        done.messages
+    );
+    Ok(())
+}
+
+/// A line on stdout, flushed (a pipe must see it before the loop starts).
+fn say(line: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}").and_then(|()| out.flush());
 }
 
 /// Check, then run the loop here.

@@ -9,6 +9,7 @@
 //! reported from here.
 
 use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
 
 use rustix::fs::{FileType, Stat};
 use rustix::io::Errno;
@@ -16,6 +17,7 @@ use rustix::io::Errno;
 use crate::cli::{Args, Mode};
 use crate::dm::{self, DmDevice, DmError};
 use crate::engine::{Engine, EngineError};
+use crate::extent::Extent;
 use crate::fiemap::{self, FiemapError};
 use crate::source::file_id;
 use crate::{sys, verbose, warn, Error};
@@ -57,6 +59,8 @@ pub enum Refusal {
     Fiemap(#[source] FiemapError),
     #[error("{0}")]
     Device(#[source] DmError),
+    #[error("{0}")]
+    Open(#[source] std::io::Error),
     #[error("no filemap group with this id on device {major}:{minor}")]
     NoGroup { major: u32, minor: u32 },
     #[error("{0}")]
@@ -95,43 +99,14 @@ pub fn prepare(args: &Args, detached: bool) -> Result<Prepared, Error> {
     if !detached {
         check_path(args, &st)?;
     }
-    // Before the device check: btrfs on LVM shows its files on an
-    // anonymous device, and "not device-mapper" would mislead.
-    let fs = rustix::fs::fstatfs(&fd).map_err(|e| refuse(Refusal::Fstatfs(e)))?;
-    #[allow(clippy::unnecessary_cast)]
-    if fs.f_type as u64 == BTRFS_SUPER_MAGIC {
-        return Err(refuse(Refusal::Btrfs));
-    }
-    let (major, minor) = (rustix::fs::major(dev), rustix::fs::minor(dev));
-    let dm_major = dm::dm_major().map_err(|source| {
-        refuse(Refusal::NoDmMajor {
-            major,
-            minor,
-            source,
-        })
-    })?;
-    if major != dm_major {
-        return Err(refuse(Refusal::NotDm {
-            major,
-            minor,
-            dm_major,
-        }));
-    }
+    not_btrfs(&fd, &refuse)?;
+    on_dm_major(dev, &refuse)?;
     if !detached {
         fiemap::scan(&fd).map_err(|e| refuse(Refusal::Fiemap(e)))?;
     }
-
-    let control = dm::Control::open()?;
-    // As libdm binds its handle: the major says device-mapper, only the
-    // kernel says this minor is a live device (and gives its name).
-    let device = control
-        .dev_status(dev)
-        .map_err(|e| refuse(Refusal::Device(e)))?;
-    verbose!(
-        "File is on device-mapper device {} ({major}:{minor})",
-        device.name
-    );
-    let mut engine = Engine::new(DmDevice { control, dev }, args.group_id);
+    let device = live_device(dev, &refuse)?;
+    let (major, minor) = (rustix::fs::major(dev), rustix::fs::minor(dev));
+    let mut engine = Engine::new(device, args.group_id);
     let what = format!("group {}", args.group_id);
     let loaded = engine.load();
     for w in engine.take_warnings() {
@@ -150,6 +125,116 @@ pub fn prepare(args: &Args, detached: bool) -> Result<Prepared, Error> {
         Err(e) => return Err(Error::refused(what, Refusal::Group(e))),
     }
     Ok(Prepared { fd, engine })
+}
+
+/// Before the device check: btrfs on LVM shows its files on an anonymous
+/// device, and "not device-mapper" would mislead.
+fn not_btrfs(fd: &OwnedFd, refuse: &dyn Fn(Refusal) -> Error) -> Result<(), Error> {
+    let fs = rustix::fs::fstatfs(fd).map_err(|e| refuse(Refusal::Fstatfs(e)))?;
+    #[allow(clippy::unnecessary_cast)]
+    if fs.f_type as u64 == BTRFS_SUPER_MAGIC {
+        return Err(refuse(Refusal::Btrfs));
+    }
+    Ok(())
+}
+
+/// `dev` has device-mapper's major.
+fn on_dm_major(dev: u64, refuse: &dyn Fn(Refusal) -> Error) -> Result<(), Error> {
+    let (major, minor) = (rustix::fs::major(dev), rustix::fs::minor(dev));
+    let dm_major = dm::dm_major().map_err(|source| {
+        refuse(Refusal::NoDmMajor {
+            major,
+            minor,
+            source,
+        })
+    })?;
+    if major != dm_major {
+        return Err(refuse(Refusal::NotDm {
+            major,
+            minor,
+            dm_major,
+        }));
+    }
+    Ok(())
+}
+
+/// As libdm binds its handle: the major says device-mapper, only the
+/// kernel says this minor is a live device (and gives its name).
+fn live_device(dev: u64, refuse: &dyn Fn(Refusal) -> Error) -> Result<DmDevice, Error> {
+    let control = dm::Control::open()?;
+    let device = control
+        .dev_status(dev)
+        .map_err(|e| refuse(Refusal::Device(e)))?;
+    verbose!(
+        "File is on device-mapper device {} ({}:{})",
+        device.name,
+        rustix::fs::major(dev),
+        rustix::fs::minor(dev)
+    );
+    Ok(DmDevice { control, dev })
+}
+
+/// A file `map` or `unmap` names, checked as the daemon checks its fd: the
+/// path resolved as dmstats resolves it (links followed), a regular file
+/// (opened without following anything else: a FIFO or device node put
+/// there is never opened for reading), not on btrfs, on a live
+/// device-mapper device, with a FIEMAP that works. The fd is left
+/// inheritable, for the daemon `map` starts.
+pub struct Checked {
+    pub fd: OwnedFd,
+    /// Absolute, links resolved.
+    pub path: PathBuf,
+    pub device: DmDevice,
+    /// The merged extents, in file order.
+    pub extents: Vec<Extent>,
+}
+
+pub fn check_file(path: &Path) -> Result<Checked, Error> {
+    use rustix::fs::{Mode as Perm, OFlags};
+    let what = path.display().to_string();
+    let refuse = |why: Refusal| Error::refused(&what, why);
+    let abs = std::fs::canonicalize(path).map_err(|e| refuse(Refusal::Open(e)))?;
+    let handle = rustix::fs::open(&abs, OFlags::PATH | OFlags::CLOEXEC, Perm::empty())
+        .map_err(|e| refuse(Refusal::Open(e.into())))?;
+    let st = rustix::fs::fstat(&handle).map_err(|e| refuse(Refusal::Fstat(e)))?;
+    match FileType::from_raw_mode(st.st_mode) {
+        FileType::RegularFile => {}
+        kind => return Err(refuse(Refusal::NotRegular(kind_name(kind)))),
+    }
+    // The same inode, for reading, with no window for a swap.
+    let reopen = format!("/proc/self/fd/{}", sys::raw(&handle));
+    let fd = rustix::fs::open(
+        reopen.as_str(),
+        OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY,
+        Perm::empty(),
+    )
+    .map_err(|e| refuse(Refusal::Open(e.into())))?;
+    let (dev, _) = file_id(&st);
+    not_btrfs(&fd, &refuse)?;
+    on_dm_major(dev, &refuse)?;
+    let extents = fiemap::scan(&fd).map_err(|e| refuse(Refusal::Fiemap(e)))?;
+    let device = live_device(dev, &refuse)?;
+    Ok(Checked {
+        fd,
+        path: abs,
+        device,
+        extents,
+    })
+}
+
+/// The device `unmap --group` names: a device-mapper block device, or the
+/// device any file or directory given sits on.
+pub fn check_device(path: &Path) -> Result<DmDevice, Error> {
+    let what = path.display().to_string();
+    let refuse = |why: Refusal| Error::refused(&what, why);
+    let st = rustix::fs::stat(path).map_err(|e| refuse(Refusal::Open(e.into())))?;
+    #[allow(clippy::unnecessary_cast)]
+    let dev = match FileType::from_raw_mode(st.st_mode) {
+        FileType::BlockDevice => st.st_rdev as u64,
+        _ => file_id(&st).0,
+    };
+    on_dm_major(dev, &refuse)?;
+    live_device(dev, &refuse)
 }
 
 /// The path must name the fd's file, in inode mode too: a path that names

@@ -260,6 +260,63 @@ impl Descriptor {
     }
 }
 
+/// Why an alias cannot be written in a descriptor.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AliasError {
+    /// The kernel prints aux_data raw: a newline would split the
+    /// `@stats_list` line, other control bytes confuse every reader.
+    #[error("alias {0:?} holds a control character")]
+    Control(String),
+    /// A quoted alias ends at the first `":`.
+    #[error("alias {0:?} holds '\":', which no descriptor can carry")]
+    Unquotable(String),
+    #[error(transparent)]
+    Message(#[from] MessageError),
+}
+
+/// The dialect a new group's descriptor is written in: the one choice of
+/// it, so it can be flipped when both lvm2 generations are known to read
+/// another form back intact.
+///
+/// Bare (`DMS_GROUP=alias:...`) is what Debian 12's dmstats writes and
+/// reads. It cannot carry a `:` (which ends the alias for every reader), a
+/// leading `"` (which makes it quoted), or whitespace (lvm2 <= 2.03.22 cuts
+/// aux_data at the first space): those aliases are written quoted.
+pub fn new_group_dialect(alias: &str) -> Dialect {
+    let bare = !alias.starts_with('"')
+        && !alias.contains(':')
+        && !alias.chars().any(char::is_whitespace)
+        && !alias.bytes().any(kernel_space);
+    if bare {
+        Dialect::Bare
+    } else {
+        Dialect::Quoted
+    }
+}
+
+impl Descriptor {
+    /// The descriptor of a new group with no user data, in
+    /// [`new_group_dialect`]; refused when the alias would not read back
+    /// as given or could not be sent.
+    pub fn for_new_group(alias: &str, members: Vec<RegionId>) -> Result<Descriptor, AliasError> {
+        if alias.chars().any(char::is_control) {
+            return Err(AliasError::Control(excerpt(alias)));
+        }
+        let desc = Descriptor {
+            alias: alias.to_owned(),
+            members,
+            user: String::new(),
+            dialect: new_group_dialect(alias),
+        };
+        let text = desc.format();
+        escape(&text)?;
+        match Descriptor::parse(&text) {
+            Ok(Some(back)) if back == desc => Ok(desc),
+            _ => Err(AliasError::Unquotable(excerpt(alias))),
+        }
+    }
+}
+
 /// `1,3-5,9`: ascending, `M-N` for runs.
 ///
 /// A run of two is a range too (`3-4`), as libdm writes it. The input is
@@ -421,12 +478,13 @@ pub fn msg_list(program_id: Option<&str>) -> Result<String, MessageError> {
     }
 }
 
-/// `@stats_create <start>+<len> /1 [<n> precise_timestamps histogram:<b>] <program_id> -`,
-/// options and program_id copied from `template` (the group's leader).
+/// `@stats_create <start>+<len> /1 [<n> precise_timestamps histogram:<b>] <program_id> <aux>`,
+/// options and program_id copied from `template` (the group's leader);
+/// `aux` unescaped, `-` when empty.
 ///
 /// The kernel reads the argument after the step as the option count when
 /// it is all digits, so a numeric program_id gets an explicit count of 0.
-pub fn msg_create(extent: Extent, template: &Region) -> Result<String, MessageError> {
+pub fn msg_create(extent: Extent, template: &Region, aux: &str) -> Result<String, MessageError> {
     let program_id = arg_or_dash(&template.program_id)?;
     let mut opts = Vec::new();
     if template.precise {
@@ -443,7 +501,7 @@ pub fn msg_create(extent: Extent, template: &Region) -> Result<String, MessageEr
             msg.push_str(opt);
         }
     }
-    msg.push_str(&format!(" {program_id} -"));
+    msg.push_str(&format!(" {program_id} {}", arg_or_dash(aux)?));
     Ok(msg)
 }
 
@@ -864,6 +922,37 @@ mod tests {
     }
 
     #[test]
+    fn new_group_descriptors() {
+        use Dialect::*;
+        let table: &[(&str, Dialect, &str)] = &[
+            ("vm.img", Bare, "DMS_GROUP=vm.img:0-2#-"),
+            ("", Bare, "DMS_GROUP=:0-2#-"),
+            ("a#b", Bare, "DMS_GROUP=a#b:0-2#-"),
+            ("mid\"quote", Bare, "DMS_GROUP=mid\"quote:0-2#-"),
+            ("ünï©ødé", Bare, "DMS_GROUP=ünï©ødé:0-2#-"),
+            ("my file", Quoted, "DMS_GROUP=\"my file\":0-2#-"),
+            ("a:b", Quoted, "DMS_GROUP=\"a:b\":0-2#-"),
+            ("\"q", Quoted, "DMS_GROUP=\"\"q\":0-2#-"),
+            ("nb\u{a0}sp", Quoted, ""),
+        ];
+        for &(alias, dialect, text) in table {
+            assert_eq!(new_group_dialect(alias), dialect, "{alias:?}");
+            if text.is_empty() {
+                continue;
+            }
+            let d = Descriptor::for_new_group(alias, vec![0, 1, 2]).unwrap();
+            assert_eq!(d.format(), text);
+            assert_eq!(Descriptor::parse(text), Ok(Some(d)));
+        }
+        let err = |a: &str| Descriptor::for_new_group(a, vec![3]).unwrap_err();
+        assert!(matches!(err("a\nb"), AliasError::Control(_)));
+        assert!(matches!(err("tab\there"), AliasError::Control(_)));
+        assert!(matches!(err("x\":y"), AliasError::Unquotable(_)));
+        assert!(matches!(err("voilà"), AliasError::Message(_)));
+        assert!(matches!(err("nb\u{a0}sp"), AliasError::Message(_)));
+    }
+
+    #[test]
     fn escaping() {
         assert_eq!(escape("plain").unwrap(), "plain");
         assert_eq!(escape("a b\tc\\d").unwrap(), "a\\ b\\\tc\\\\d");
@@ -925,40 +1014,47 @@ mod tests {
         };
         let mut t = region(0, "DMS_GROUP=x:0#-");
         assert_eq!(
-            msg_create(e, &t).unwrap(),
+            msg_create(e, &t, "").unwrap(),
             "@stats_create 2048+96 /1 dmstats -"
         );
         t.precise = true;
         assert_eq!(
-            msg_create(e, &t).unwrap(),
+            msg_create(e, &t, "").unwrap(),
             "@stats_create 2048+96 /1 1 precise_timestamps dmstats -"
         );
         t.histogram = vec![1000, 2000000];
         assert_eq!(
-            msg_create(e, &t).unwrap(),
+            msg_create(e, &t, "").unwrap(),
             "@stats_create 2048+96 /1 2 precise_timestamps histogram:1000,2000000 dmstats -"
         );
         t.precise = false;
         assert_eq!(
-            msg_create(e, &t).unwrap(),
+            msg_create(e, &t, "").unwrap(),
             "@stats_create 2048+96 /1 1 histogram:1000,2000000 dmstats -"
         );
         t.histogram.clear();
         t.program_id = "my prog".into();
         assert_eq!(
-            msg_create(e, &t).unwrap(),
+            msg_create(e, &t, "").unwrap(),
             "@stats_create 2048+96 /1 my\\ prog -"
         );
         t.program_id = String::new();
-        assert_eq!(msg_create(e, &t).unwrap(), "@stats_create 2048+96 /1 - -");
+        assert_eq!(
+            msg_create(e, &t, "").unwrap(),
+            "@stats_create 2048+96 /1 - -"
+        );
         // All digits would be taken for the option count.
         t.program_id = "42".into();
         assert_eq!(
-            msg_create(e, &t).unwrap(),
+            msg_create(e, &t, "").unwrap(),
             "@stats_create 2048+96 /1 0 42 -"
         );
+        assert_eq!(
+            msg_create(e, &t, "-x:1").unwrap(),
+            "@stats_create 2048+96 /1 0 42 -x:1"
+        );
         t.program_id = "Рrog".into();
-        assert!(msg_create(e, &t).is_err());
+        assert!(msg_create(e, &t, "").is_err());
     }
 
     #[test]

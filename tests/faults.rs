@@ -174,9 +174,14 @@ fn memory_cap_part_way_through_many_creates() {
         matches!(&err, EngineError::Device { source: DeviceError::Os(e), .. } if *e == rustix::io::Errno::NOMEM)
     );
     assert!(!err.is_fatal(), "worth retrying later");
-    // Undone: the group is as it was.
-    converged(&engine.dev, engine.group_id(), &first);
+    // Part way, consistent: the old region went in the first step, the
+    // step that hit the cap was taken back; the next try keeps those.
     check(&engine.dev, engine.group_id(), &foreign, "ENOMEM");
+    let (_, members) = group(&engine.dev, engine.group_id());
+    assert_eq!(members.len(), 192, "six steps of 32");
+    assert!(members.iter().all(|r| many.contains(&r.extent())));
+    assert!(engine.sync(&many, &never).is_err());
+    assert_eq!(group(&engine.dev, engine.group_id()).1, members);
     engine.dev.region_limit = None;
     engine.sync(&many, &never).unwrap();
     converged(&engine.dev, engine.group_id(), &many);
@@ -442,10 +447,11 @@ fn an_unrepaired_delete_is_finished_by_the_next_update() {
     let mut engine = Engine::new(dm, g);
     engine.load().unwrap().unwrap();
     engine.dev.reset_faults();
-    // list, create, list, set_aux (a lower id leads), set_aux (strip the old
-    // leader), then the delete fails and so does the repair.
+    // list, create, list, set_aux (the list of the dropped regions on one
+    // of them), set_aux (a lower id leads), set_aux (strip the old leader),
+    // then the delete fails and so does the repair.
     engine.dev.fail(Kind::Delete, 1, rustix::io::Errno::IO);
-    engine.dev.fail(Kind::SetAux, 3, rustix::io::Errno::IO);
+    engine.dev.fail(Kind::SetAux, 4, rustix::io::Errno::IO);
     let out = engine.sync(&new, &never);
     assert!(
         matches!(out, Err(EngineError::Unrepaired { .. })),
@@ -522,10 +528,11 @@ fn a_region_the_user_regrouped_out_stays() {
     assert!(!group(&engine.dev, g).0.members.contains(&made));
 }
 
-/// The old leader's delete fails after the new descriptor is out, and so
-/// does the repair: the old leader still holds the old descriptor, which
-/// names members of the new group. That is our own stale copy, not a
-/// rival's descriptor: the next update keeps the group and deletes it.
+/// The new descriptor is out, and the old leader's list of the batch (in
+/// place of its copy of the old descriptor) fails, and so does the repair:
+/// the old leader still holds the old descriptor, which names members of
+/// the new group. That is our own stale copy, not a rival's descriptor:
+/// the next update keeps the group and deletes it.
 #[test]
 fn an_old_leader_left_by_a_failed_repair_is_not_a_rival() {
     let old = extents_at(&[(1, 8), (2, 8), (3, 8)]);
@@ -535,10 +542,10 @@ fn an_old_leader_left_by_a_failed_repair_is_not_a_rival() {
     let mut engine = Engine::new(dm, g);
     engine.load().unwrap().unwrap();
     engine.dev.reset_faults();
-    // list, create, list, set_aux on the new leader, delete the old one
-    // (fails), the repair's set_aux (fails).
-    engine.dev.fail(Kind::Delete, 1, rustix::io::Errno::IO);
+    // list, create, list, set_aux on the new leader, set_aux of the list
+    // on the old one (fails), the repair's set_aux (fails).
     engine.dev.fail(Kind::SetAux, 2, rustix::io::Errno::IO);
+    engine.dev.fail(Kind::SetAux, 3, rustix::io::Errno::IO);
     let out = engine.sync(&new, &never);
     assert!(
         matches!(out, Err(EngineError::Unrepaired { .. })),

@@ -1,6 +1,6 @@
 //! Shared by the engine and fault tests: a file model; the invariant
 //! checks are `dmfilemapd::testing`'s, shared with the fuzz targets.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 use dmfilemapd::extent::Extent;
 pub use dmfilemapd::testing::{converged, ext, group, no_orphans, snapshot, untouched, Rng};

@@ -12,7 +12,8 @@
 #        VM_SHOW=1        print the whole console log (also kept in tests/vm/work)
 #        VM_BINS="a b"    more static programs for the guest's /usr/local/bin (benchmarks)
 #        BENCH_*          exported to the scenarios (tests/vm/bench)
-#        SCENARIO_TIMEOUT seconds before a scenario counts as hung (default 60)
+#        SCENARIO_TIMEOUT seconds before a scenario counts as hung (default 60;
+#                         a scenario's first line "# time limit: N s" overrides it)
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -88,7 +89,11 @@ done
 cat "$work/base.cpio.gz" "$work/over.cpio.gz" > "$work/initrd.img"
 
 n=${#scenarios[@]}
-guard=$((120 + n * ${SCENARIO_TIMEOUT:-60}))
+guard=120
+for f in "${scenarios[@]}"; do
+    limit=$(sed -n '1s/^# time limit: \([0-9]*\) s$/\1/p' "$f")
+    guard=$((guard + ${limit:-${SCENARIO_TIMEOUT:-60}}))
+done
 [ $guard -le 2400 ] || guard=2400
 rm -f "$work/console.log" "$work/results.log"
 echo "vm: booting $(basename "$kernel") with $n scenario(s), guard ${guard}s"

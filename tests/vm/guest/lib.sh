@@ -186,13 +186,14 @@ file_extents() {
 # Checks: one group has the alias; its descriptor sits on its lowest member;
 # every member exists; no other region of ours carries a descriptor; members
 # (start+len) equal the merged extents as sets, without duplicates; no region
-# of the group's program_id with empty aux lies outside every group (stray).
+# of the group's program_id with empty aux or our mark lies outside every
+# group (stray), but the ids in CG_IGNORE (regions made by hand).
 check_group() {
     local dev alias file
     dev=$1 alias=$2 file=$3
     stats_list "$dev" > /tmp/cg.list 2>&1 || { echo "@stats_list failed: $(cat /tmp/cg.list)"; return 1; }
     if [ -n "$file" ]; then file_extents "$file" > /tmp/cg.ext; else : > /tmp/cg.ext; fi
-    awk -v want="$alias" -v extfile=/tmp/cg.ext -v noext="${CG_NOEXT:-0}" '
+    awk -v want="$alias" -v extfile=/tmp/cg.ext -v noext="${CG_NOEXT:-0}" -v ignore=" ${CG_IGNORE:-} " '
         function expand(m, out,   parts, i, r, a, k, n) {
             n = split(m, parts, ",")
             for (i = 1; i <= n; i++) {
@@ -260,7 +261,8 @@ check_group() {
             if (missing_e != "") print "regions not matching any extent:" substr(missing_e, 1, 300)
             if (missing_r != "") print "extents without a region:" substr(missing_r, 1, 300)
             for (k in ids) {
-                if (prog[k] == prog[found] && !(k in ingroup) && (auxof[k] == "-" || auxof[k] == "")) {
+                if (prog[k] == prog[found] && !(k in ingroup) && index(ignore, " " k " ") == 0 &&
+                    (auxof[k] == "-" || auxof[k] == "" || auxof[k] ~ /^-dmfilemapd:/)) {
                     stray = stray " " k; bad = 1
                 }
             }
@@ -328,7 +330,7 @@ fragment() {
 }
 
 # The region lines not belonging to any dmstats group, in canonical form.
-other_regions() { stats_list "$1" | grep -v "DMS_GROUP=" | grep -v " dmstats -\$"; }
+other_regions() { stats_list "$1" | grep -v "DMS_GROUP=" | grep -v " dmstats -\$" | grep -v " dmstats -dmfilemapd:"; }
 
 # check_consistent DEV ALIAS: the group's descriptor names only existing
 # regions, sits on its lowest member, and no region of ours is outside it;
@@ -455,4 +457,151 @@ refuse() {
 
 refusals_done() {
     [ "$REFUSALS_BAD" -eq 0 ] || fail "$REFUSALS_BAD case(s) not refused cleanly (see BAD lines)"
+}
+
+# --- kill sweep (SIGKILL during large updates) ---------------------------
+
+ks_now_ms() { awk '{printf "%d\n", $1 * 1000}' /proc/uptime; }
+
+# ks_outside DEV IGNORE: the number of regions of program dmstats that no
+# descriptor names, but those in IGNORE; false (with why, on stderr) when a
+# descriptor names a missing region.
+ks_outside() {
+    stats_list "$1" | awk -v ignore=" $2 " '
+        function expand(m, id,   parts, i, r, k, n) {
+            n = split(m, parts, ",")
+            for (i = 1; i <= n; i++) {
+                if (split(parts[i], r, "-") == 2) { for (k = r[1] + 0; k <= r[2] + 0; k++) { named[k] = 1; by[k] = id } }
+                else { named[parts[i] + 0] = 1; by[parts[i] + 0] = id }
+            }
+        }
+        {
+            id = $1; sub(/:$/, "", id); id += 0
+            ids[id] = 1; prog[id] = $4
+            if (substr($5, 1, 10) == "DMS_GROUP=") {
+                d = substr($5, index($5, ":") + 1)
+                sub(/#.*/, "", d)
+                expand(d, id)
+            }
+        }
+        END {
+            for (k in named) if (!(k in ids)) { print "descriptor on " by[k] " names missing region " k > "/dev/stderr"; bad = 1 }
+            n = 0
+            for (k in ids) if (prog[k] == "dmstats" && !(k in named) && index(ignore, " " k " ") == 0) n++
+            print n
+            exit bad
+        }'
+}
+
+# The id of a region holding the file's descriptor (the lowest, should a
+# kill have left two).
+ks_leader() { stats_list "$1" | sed -n "s/^\([0-9]*\): .* DMS_GROUP=$2:.*/\1/p" | head -1; }
+
+ks_start() {
+    exec 5< "$f"
+    dmfilemapd 5 "$1" "$f" inode 1 "${2:-0}" >> /tmp/ks.log 2>&1 &
+    echo $! > /tmp/ks.pid
+    exec 5<&-
+}
+
+# The change of one direction, made while no daemon runs.
+ks_change() {
+    case $1 in
+        grow) write_mib "$f" "$MIB"; fragment "$f" "$MIB" ;;
+        shrink) truncate -s 8192 "$f" ;;
+    esac
+}
+
+# Wait until the group matches the file; prints the milliseconds taken.
+ks_settled_ms() {
+    local t0 i
+    t0=$(ks_now_ms)
+    i=0
+    while ! CG_IGNORE=$hand check_group ext4 ks "$f" > /tmp/ks.why; do
+        i=$((i + 1))
+        [ $i -lt 300 ] || fail "group does not match the file: $(head -c 300 /tmp/ks.why)"
+        sleep 0.02
+    done
+    echo $(($(ks_now_ms) - t0))
+}
+
+# body_kill_sweep MOMENTS MIB: SIGKILL at MOMENTS moments spread over each
+# of two large updates of a file of MIB * 128 extents: growing (a contiguous
+# file punched every other block: ~MIB * 128 regions created) and shrinking
+# (truncated to its first two blocks, one extent: as many deleted). After
+# each kill: at most 32 regions of ours outside the group, no descriptor
+# naming a missing region; then a new daemon started on the group settles
+# it: nothing of ours outside, the group equal to the file; a region made by
+# hand over the same blocks as the file's first extent stays as it was.
+# One line per moment (KS_TAG, default "KILL") and a summary.
+body_kill_sweep() {
+    local N MIB BOUND f gid hand hand_line dir t t0 n span delay before after worst rounds i
+    N=$1 MIB=$2 BOUND=32
+    f=/mnt/ext4/ks
+    write_mib "$f" 1
+    gid=$(map "$f" --nomonitor) || exit 1
+    hand=$(dmsetup message ext4 0 "@stats_create $(file_extents "$f" | head -1) /1 dmstats -") \
+        || fail "could not make a region by hand"
+    hand_line=$(region_line ext4 "$hand")
+    note "group $gid; region $hand made by hand over the file's first extent: $hand_line"
+
+    # One uninterrupted update each way, to spread the kills over its length.
+    truncate -s 8192 "$f"
+    ks_start "$gid"
+    ks_settled_ms > /dev/null
+    kill -TERM "$(cat /tmp/ks.pid)"; wait "$(cat /tmp/ks.pid)"
+    for dir in grow shrink; do
+        ks_change $dir
+        gid=$(ks_leader ext4 ks)
+        : > /tmp/ks.log
+        t0=$(ks_now_ms)
+        ks_start "$gid" 2
+        n=0
+        until grep -q 'Updated group' /tmp/ks.log; do
+            n=$((n + 1))
+            [ $n -lt 1000 ] || fail "$dir: no update in 10 s: $(cat /tmp/ks.log)"
+            sleep 0.01
+        done
+        t=$(($(ks_now_ms) - t0))
+        ks_settled_ms > /dev/null
+        kill -TERM "$(cat /tmp/ks.pid)"; wait "$(cat /tmp/ks.pid)"
+        eval "span_$dir=$t"
+        echo "${KS_TAG:---} $dir: one update of $(grep 'Updated group' /tmp/ks.log | tail -1 | sed 's/.*: //'), done $t ms after the daemon started"
+        if [ $dir = grow ]; then
+            note "what dmstats shows of regions the daemon made (raw list, then report):"
+            stats_list ext4 | sed -n '2,3p'
+            dmstats report -o region_id,group_id,user_data ext4 | sed -n '1p;4,5p'
+        fi
+    done
+
+    worst=0
+    rounds=0
+    i=0
+    while [ $i -lt "$N" ]; do
+        for dir in grow shrink; do
+            eval "span=\$span_$dir"
+            delay=$(awk -v i=$i -v n="$N" -v s="$span" 'BEGIN { printf "%.3f", s * 0.6 * i / n / 1000 }')
+            ks_change $dir
+            gid=$(ks_leader ext4 ks)
+            ks_start "$gid"
+            sleep "$delay"
+            kill -KILL "$(cat /tmp/ks.pid)"
+            wait "$(cat /tmp/ks.pid)" 2> /dev/null
+            before=$(ks_outside ext4 "$hand") || fail "$dir, killed at $delay s: a descriptor names a missing region"
+            gid=$(ks_leader ext4 ks)
+            [ -n "$gid" ] || fail "$dir, killed at $delay s: the group is gone"
+            ks_start "$gid"
+            ks_settled_ms > /dev/null
+            after=$(ks_outside ext4 "$hand") || fail "$dir, killed at $delay s: after the next daemon, a descriptor names a missing region"
+            kill -TERM "$(cat /tmp/ks.pid)"; wait "$(cat /tmp/ks.pid)"
+            echo "${KS_TAG:-KILL} $dir, killed at ${delay} s: $before outside after the kill, $after after the next daemon's update"
+            [ "$before" -le $BOUND ] || fail "$dir, killed at $delay s: $before regions outside the group (bound $BOUND)"
+            [ "$after" -eq 0 ] || fail "$dir, killed at $delay s: $after regions still outside after the next daemon"
+            [ "$(region_line ext4 "$hand")" = "$hand_line" ] || fail "the region made by hand changed: $(region_line ext4 "$hand")"
+            [ "$before" -le "$worst" ] || worst=$before
+            rounds=$((rounds + 1))
+        done
+        i=$((i + 1))
+    done
+    echo "${KS_TAG:---} $rounds kill moments over ${MIB} MiB (~$((MIB * 128)) extents): at most $worst regions outside after a kill (bound $BOUND), 0 after the next daemon"
 }
