@@ -47,7 +47,7 @@ use crate::extent::Extent;
 use crate::group::{self, Group, List, NotAGroup};
 use crate::ledger::Ledger;
 use crate::mark::{self, fingerprint, Mark, Settlement, BATCH};
-use crate::stats::{self, Descriptor, MessageError, Region, RegionId, SkippedLine};
+use crate::stats::{self, Descriptor, MessageError, Probe, Region, RegionId, SkippedLine};
 
 /// What one update did, for the verbose log and the tests.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -58,6 +58,28 @@ pub struct Summary {
     pub deleted: usize,
     /// Messages sent, `@stats_list` and failed ones included.
     pub messages: usize,
+    /// Of those, `@stats_list` ...
+    pub lists: usize,
+    /// ... and `@stats_set_aux`.
+    pub set_aux: usize,
+}
+
+/// Messages sent so far, by kind.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Sent {
+    all: usize,
+    lists: usize,
+    set_aux: usize,
+}
+
+impl Summary {
+    /// Fill in the messages sent since `before`.
+    fn sent_since(mut self, before: Sent, now: Sent) -> Summary {
+        self.messages = now.all - before.all;
+        self.lists = now.lists - before.lists;
+        self.set_aux = now.set_aux - before.set_aux;
+        self
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -136,7 +158,10 @@ pub struct Engine<D: Device> {
     /// mixes programs (regrouped by hand) is listed whole instead.
     filtered: bool,
     /// Messages sent so far, for the summaries.
-    messages: usize,
+    sent: Sent,
+    /// How to tell, with one short message, that the leader is still the
+    /// region last listed or written; `None` when not known for sure.
+    probe: Option<Probe>,
     /// The regions we made that a rival may have dropped.
     ledger: Ledger,
     /// For the log; see [`Engine::take_warnings`].
@@ -180,7 +205,8 @@ impl<D: Device> Engine<D> {
             group_id,
             program_id: None,
             filtered: false,
-            messages: 0,
+            sent: Sent::default(),
+            probe: None,
             ledger: Ledger::default(),
             warnings: Vec::new(),
             skipped: Vec::new(),
@@ -196,7 +222,7 @@ impl<D: Device> Engine<D> {
 
     /// Messages sent since the engine was made.
     pub fn messages(&self) -> usize {
-        self.messages
+        self.sent.all
     }
 
     /// What the engine noticed and worked around since the last call:
@@ -207,7 +233,7 @@ impl<D: Device> Engine<D> {
     }
 
     fn send(&mut self, msg: String) -> Result<String, EngineError> {
-        self.messages += 1;
+        self.sent.all += 1;
         self.dev
             .message(&msg)
             .map_err(|source| EngineError::Device { msg, source })
@@ -244,7 +270,9 @@ impl<D: Device> Engine<D> {
                 if !self.settled {
                     self.settlement = mark::settle(&list, &group);
                 }
-                Ok(self.ledger.look(&list, Some(&group)).then_some(group))
+                let ours = self.ledger.look(&list, Some(&group));
+                self.probe = ours.then(|| Probe::of(&group.leader));
+                Ok(ours.then_some(group))
             }
             Err(reason) if first => Err(EngineError::NotAGroup {
                 id: self.group_id,
@@ -253,13 +281,53 @@ impl<D: Device> Engine<D> {
             // The leader region itself is gone: the group was deleted, not
             // ungrouped.
             Err(NotAGroup::NoRegion) => {
+                self.probe = None;
                 self.ledger.look_deleted(&list);
                 Ok(None)
             }
             Err(_) => {
+                self.probe = None;
                 self.ledger.look(&list, None);
                 Ok(None)
             }
+        }
+    }
+
+    /// Whether the group's leader is still the region last listed or
+    /// written, by one `@stats_print` of it, whatever the group's size
+    /// ([`Probe`]). False when it is gone or differs, or when the engine
+    /// does not know the leader for sure (before the first load, after a
+    /// failed update): then only a [`load`](Self::load) can tell.
+    ///
+    /// Blind to the aux data: a member deleted, or the group ungrouped,
+    /// by another program shows only in a load.
+    pub fn probe(&mut self) -> Result<bool, EngineError> {
+        let Some(probe) = self.probe.clone() else {
+            return Ok(false);
+        };
+        match self.send(probe.msg.clone()) {
+            Ok(reply) => Ok(probe.matches(&reply)),
+            Err(EngineError::Device {
+                source: DeviceError::Os(rustix::io::Errno::NOENT),
+                ..
+            }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// After an update that ended well, the probe for the leader it left:
+    /// the one listed, a kept member, or a region it made (one area).
+    fn probe_after(&self, group: &Group, listed: Option<Probe>) -> Option<Probe> {
+        let leader = self.group_id;
+        if leader == group.leader.id {
+            return listed;
+        }
+        match group.members.iter().find(|m| m.id == leader) {
+            Some(m) => Some(Probe::of(m)),
+            None => self
+                .ledger
+                .made_extent(leader)
+                .map(|e| Probe::of_created(leader, e)),
         }
     }
 
@@ -343,8 +411,10 @@ impl<D: Device> Engine<D> {
         if extents.is_empty() {
             return self.remove().map(Outcome::Updated);
         }
-        let sent = self.messages;
+        let sent = self.sent;
         let (group, adopted) = self.start()?;
+        // Unknown until the update ends well: a failure may move the leader.
+        let listed = self.probe.take();
         let members: Vec<Member> = group
             .members
             .iter()
@@ -357,6 +427,7 @@ impl<D: Device> Engine<D> {
         let plan = diff::diff(&members, extents);
         let stale = group.members[1..].iter().any(group::names_itself);
         if plan.is_noop() && group.missing.is_empty() && !stale && adopted.is_empty() {
+            self.probe = listed;
             return Ok(Outcome::Unchanged);
         }
         if !group.missing.is_empty() {
@@ -387,10 +458,7 @@ impl<D: Device> Engine<D> {
             kept: plan.keep.len(),
             ..Summary::default()
         };
-        let finish = |engine: &Self, mut summary: Summary| {
-            summary.messages = engine.messages - sent;
-            summary
-        };
+        let finish = |engine: &Self, summary: Summary| summary.sent_since(sent, engine.sent);
 
         let mut makes = plan.create.chunks(BATCH);
         let mut drops = doomed.chunks(BATCH);
@@ -476,6 +544,7 @@ impl<D: Device> Engine<D> {
         if let Err(e) = done {
             return Err(self.fail(&mut ours, e));
         }
+        self.probe = self.probe_after(&group, listed);
         Ok(Outcome::Updated(finish(self, summary)))
     }
 
@@ -557,8 +626,9 @@ impl<D: Device> Engine<D> {
     /// in batches as [`Engine::sync`] drops them, down to the lowest, which
     /// goes last with the descriptor.
     pub fn remove(&mut self) -> Result<Summary, EngineError> {
-        let sent = self.messages;
+        let sent = self.sent;
         let (group, adopted) = self.start()?;
+        self.probe = None;
         let mut ours = Ours::of(&group, &adopted);
         let mut named: Vec<RegionId> = ours.aux.keys().copied().collect();
         let mut all: Vec<&Region> = group.members.iter().chain(&adopted).collect();
@@ -583,8 +653,7 @@ impl<D: Device> Engine<D> {
         }
         ours.aux.remove(&last);
         summary.deleted += 1;
-        summary.messages = self.messages - sent;
-        Ok(summary)
+        Ok(summary.sent_since(sent, self.sent))
     }
 
     fn create(
@@ -636,6 +705,7 @@ impl<D: Device> Engine<D> {
     fn list(&mut self) -> Result<(Vec<Region>, Vec<SkippedLine>), EngineError> {
         let filter = self.program_id.as_deref().filter(|_| self.filtered);
         let msg = stats::msg_list(filter)?;
+        self.sent.lists += 1;
         let reply = self.send(msg)?;
         Ok(stats::parse_list(&reply))
     }
@@ -645,6 +715,7 @@ impl<D: Device> Engine<D> {
     }
 
     fn set_aux(&mut self, ours: &mut Ours, id: RegionId, aux: String) -> Result<(), EngineError> {
+        self.sent.set_aux += 1;
         self.send(stats::msg_set_aux(id, &aux)?)?;
         ours.aux.insert(id, aux);
         Ok(())

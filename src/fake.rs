@@ -28,17 +28,19 @@ pub enum Kind {
     Create,
     Delete,
     SetAux,
+    Print,
     /// Any message, counted across kinds.
     Any,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 5] = [
+    pub const ALL: [Kind; 6] = [
         Kind::Any,
         Kind::List,
         Kind::Create,
         Kind::Delete,
         Kind::SetAux,
+        Kind::Print,
     ];
 }
 
@@ -221,6 +223,7 @@ impl FakeDm {
             "@stats_create" => Kind::Create,
             "@stats_delete" => Kind::Delete,
             "@stats_set_aux" => Kind::SetAux,
+            "@stats_print" => Kind::Print,
             // A linear target takes no other message.
             _ => return Err(Errno::INVAL),
         };
@@ -231,8 +234,47 @@ impl FakeDm {
             Kind::List => self.list(&args),
             Kind::Create => self.create(&args),
             Kind::Delete => self.delete(&args),
+            Kind::Print => self.print(&args),
             _ => self.set_aux(&args),
         }
+    }
+
+    /// `@stats_print <id> [<first> <count>]`: one line per area, counters
+    /// all zero (no I/O reaches the fake), the length printed as the step
+    /// even for a last area cut short, as the kernel does.
+    fn print(&self, args: &[String]) -> Result<String, Errno> {
+        let (id, first, count) = match args {
+            [_, id] => (id, 0, u64::MAX),
+            [_, id, first, count] => {
+                let arg = |a: &str| {
+                    if a == "-" {
+                        Ok(None)
+                    } else {
+                        number(a).map(Some)
+                    }
+                };
+                (
+                    id,
+                    arg(first)?.unwrap_or(0),
+                    arg(count)?.unwrap_or(u64::MAX),
+                )
+            }
+            _ => return Err(Errno::INVAL),
+        };
+        let r = self.regions.get(&region_id(id)?).ok_or(Errno::NOENT)?;
+        let areas = r.len.div_ceil(r.step);
+        let end = first.saturating_add(count).min(areas);
+        let mut out = String::new();
+        for area in first.min(end)..end {
+            out.push_str(&format!("{}+{}", r.start + area * r.step, r.step));
+            out.push_str(&" 0".repeat(13));
+            if !r.histogram.is_empty() {
+                out.push(' ');
+                out.push_str(&vec!["0"; r.histogram.len() + 1].join(":"));
+            }
+            out.push('\n');
+        }
+        Ok(out)
     }
 
     fn list(&self, args: &[String]) -> Result<String, Errno> {
@@ -435,6 +477,30 @@ mod tests {
     }
 
     #[test]
+    fn print_answers_as_the_kernel() {
+        let mut dm = FakeDm::new();
+        let id: RegionId = send(&mut dm, "@stats_create 2048+20 8 p -")
+            .unwrap()
+            .parse()
+            .unwrap();
+        let areas =
+            |dm: &mut FakeDm, msg: &str| stats::parse_print(&send(dm, msg).unwrap()).unwrap();
+        let e = |start, len| stats::Area { start, len };
+        // The last area is cut short by the region's end but printed a step long.
+        assert_eq!(
+            areas(&mut dm, &format!("@stats_print {id}")),
+            [e(2048, 8), e(2056, 8), e(2064, 8)]
+        );
+        assert_eq!(
+            areas(&mut dm, &format!("@stats_print {id} 1 -")),
+            [e(2056, 8), e(2064, 8)]
+        );
+        assert_eq!(areas(&mut dm, &format!("@stats_print {id} 5 2")), []);
+        let probe = stats::Probe::of(&dm.regions[&id]);
+        assert!(probe.matches(&send(&mut dm, &probe.msg).unwrap()));
+    }
+
+    #[test]
     fn kernel_errors() {
         let mut dm = FakeDm::new();
         for bad in [
@@ -454,13 +520,16 @@ mod tests {
             "@stats_set_aux 0",
             "@stats_set_aux 0 a b",
             "@stats_list a b",
-            "@stats_print 0",
+            "@stats_print 0 1",
+            "@stats_print x",
+            "@stats_print_clear 0",
             "",
         ] {
             assert_eq!(send(&mut dm, bad), Err(Errno::INVAL), "{bad:?}");
         }
         assert_eq!(send(&mut dm, "@stats_delete 3"), Err(Errno::NOENT));
         assert_eq!(send(&mut dm, "@stats_set_aux 3 x"), Err(Errno::NOENT));
+        assert_eq!(send(&mut dm, "@stats_print 3"), Err(Errno::NOENT));
         assert!(dm.regions.is_empty());
     }
 

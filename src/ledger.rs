@@ -115,6 +115,11 @@ impl Ledger {
             .any(|(id, _)| !self.doomed(list, *id))
     }
 
+    /// The extent of a region we made and have not seen in the group since.
+    pub fn made_extent(&self, id: RegionId) -> Option<Extent> {
+        self.made.get(&id).map(|m| m.extent)
+    }
+
     /// We created `id` on `extent` for `program_id`.
     pub fn created(&mut self, id: RegionId, extent: Extent, program_id: &str) {
         let made = Made {

@@ -521,6 +521,101 @@ pub fn parse_create_reply(reply: &str) -> Option<RegionId> {
     number(reply.trim())
 }
 
+/// `@stats_print <id> <first> <count>`: the counters of `count` areas of
+/// region `id`, from area `first` (0-based).
+pub fn msg_print(id: RegionId, first: u64, count: u64) -> String {
+    format!("@stats_print {id} {first} {count}")
+}
+
+/// The area a line of an `@stats_print` reply describes. The kernel prints
+/// the region's step as its length, also for a last area the region's end
+/// cuts short.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Area {
+    pub start: u64,
+    pub len: u64,
+}
+
+/// The counters the kernel prints after each area (the 11 of
+/// `/proc/diskstats` and the total times reading and writing); a histogram,
+/// when the region has one, follows them.
+const PRINT_COUNTERS: usize = 13;
+
+/// The areas of an `@stats_print` reply, in order; the counters are not
+/// read, only counted. A line that is not `<start>+<len>` and the counters
+/// is an error: such a reply says nothing about the region.
+pub fn parse_print(reply: &str) -> Result<Vec<Area>, SkippedLine> {
+    let reply = reply.split('\0').next().unwrap_or("");
+    let mut areas = Vec::new();
+    for (i, line) in reply.split('\n').enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let skipped = |reason| SkippedLine {
+            line_no: i + 1,
+            reason,
+        };
+        let mut words = line.split(' ');
+        let (start, len) = words
+            .next()
+            .and_then(|w| w.split_once('+'))
+            .ok_or(skipped("no area"))?;
+        let (start, len) = (number(start), number(len));
+        let (Some(start), Some(len)) = (start, len) else {
+            return Err(skipped("bad area"));
+        };
+        if words.filter(|w| !w.is_empty()).count() < PRINT_COUNTERS {
+            return Err(skipped("too few counters"));
+        }
+        areas.push(Area { start, len });
+    }
+    Ok(areas)
+}
+
+/// A look at one region that costs the same whatever the size of the
+/// group: `@stats_print` of its last area and the one after. The region
+/// listed is still there when the reply is that one area, at the same
+/// sector and of the same step: ids are reused, so a reply alone proves
+/// nothing, and a region grown by whole areas would show a second line.
+/// What it cannot see: the aux data (a descriptor rewritten by another
+/// program) and a last area that changed length within its step.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Probe {
+    pub msg: String,
+    expect: Area,
+}
+
+impl Probe {
+    pub fn of(region: &Region) -> Probe {
+        let step = region.step.max(1);
+        let last = region.len.div_ceil(step).saturating_sub(1);
+        Probe {
+            msg: msg_print(region.id, last, 2),
+            expect: Area {
+                start: region.start.saturating_add(last.saturating_mul(step)),
+                len: step,
+            },
+        }
+    }
+
+    /// A region this program just made with [`msg_create`]: one area
+    /// (`/1`), so its step is its length.
+    pub fn of_created(id: RegionId, extent: Extent) -> Probe {
+        Probe {
+            msg: msg_print(id, 0, 2),
+            expect: Area {
+                start: extent.start,
+                len: extent.len,
+            },
+        }
+    }
+
+    /// Whether the reply shows the region as listed.
+    pub fn matches(&self, reply: &str) -> bool {
+        parse_print(reply).is_ok_and(|areas| areas == [self.expect])
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -988,5 +1083,85 @@ mod tests {
             assert!(!regions.is_empty());
             assert_round_trip(reply);
         }
+    }
+
+    fn counters() -> &'static str {
+        " 1 0 8 0 2 0 16 1 0 1 1 0 1"
+    }
+
+    #[test]
+    fn print_replies() {
+        let c = counters();
+        let area = |start, len| Area { start, len };
+        type Want = Result<Vec<Area>, (usize, &'static str)>;
+        let cases: &[(String, Want)] = &[
+            (String::new(), Ok(vec![])),
+            ("\n".into(), Ok(vec![])),
+            (format!("2048+8{c}\n"), Ok(vec![area(2048, 8)])),
+            (
+                format!("2048+8{c}\n2056+8{c}\n"),
+                Ok(vec![area(2048, 8), area(2056, 8)]),
+            ),
+            // A histogram after the counters; in-flight may dip below zero.
+            (format!("0+1{c} 0:3:1\n"), Ok(vec![area(0, 1)])),
+            (
+                "0+1 1 0 8 0 2 0 16 1 -1 1 1 0 1\n".into(),
+                Ok(vec![area(0, 1)]),
+            ),
+            // The reply is a C string.
+            (format!("7+1{c}\n\0junk"), Ok(vec![area(7, 1)])),
+            (format!("7+1{c}\r\n"), Ok(vec![area(7, 1)])),
+            (format!("7+1{c}"), Ok(vec![area(7, 1)])),
+            ("2048+8\n".into(), Err((1, "too few counters"))),
+            ("2048+8 1 2 3\n".into(), Err((1, "too few counters"))),
+            (format!("2048{c}\n"), Err((1, "no area"))),
+            (format!("x+8{c}\n"), Err((1, "bad area"))),
+            (format!("+8{c}\n"), Err((1, "bad area"))),
+            (format!("1++8{c}\n"), Err((1, "bad area"))),
+            (format!("1+8+{c}\n"), Err((1, "bad area"))),
+            (format!("1+99999999999999999999{c}\n"), Err((1, "bad area"))),
+            (format!("0+8{c}\n0: 0+8 8 dmstats -\n"), Err((2, "no area"))),
+        ];
+        for (reply, want) in cases {
+            let got = parse_print(reply).map_err(|s| (s.line_no, s.reason));
+            assert_eq!(&got, want, "{reply:?}");
+        }
+    }
+
+    #[test]
+    fn probes() {
+        let c = counters();
+        let one = Region {
+            id: 4,
+            start: 2048,
+            len: 16,
+            step: 16,
+            ..region(4, "-")
+        };
+        let p = Probe::of(&one);
+        assert_eq!(p.msg, "@stats_print 4 0 2");
+        let cases = [
+            (format!("2048+16{c}\n"), true),
+            // Another region took the id: elsewhere, or longer or shorter.
+            (format!("4096+16{c}\n"), false),
+            (format!("2048+24{c}\n"), false),
+            (format!("2048+8{c}\n2056+8{c}\n"), false),
+            (String::new(), false),
+            ("2048+16\n".into(), false),
+        ];
+        for (reply, want) in &cases {
+            assert_eq!(p.matches(reply), *want, "{reply:?}");
+        }
+        // Three areas of 8, the last cut short: asked for from the third.
+        let areas = Region {
+            len: 20,
+            step: 8,
+            ..one.clone()
+        };
+        let p = Probe::of(&areas);
+        assert_eq!(p.msg, "@stats_print 4 2 2");
+        assert!(p.matches(&format!("2064+8{c}\n")));
+        assert!(!p.matches(&format!("2064+8{c}\n2072+8{c}\n")));
+        assert!(!p.matches(""));
     }
 }

@@ -3,21 +3,26 @@
 //! `/proc/self/fd/<n>`, which resolves to the open file's inode: renames are
 //! followed and a file replaced at its path is never watched by mistake.
 //!
-//! Pending stop signals do not interrupt `poll` (they are blocked), so the
-//! timeout is cut in slices of at most [`SLICE`] to look at them.
+//! Pending stop signals do not interrupt `poll` (they are blocked), so a
+//! wait polls the descriptor [`crate::sys::stop_fd`] beside the file's: an
+//! idle daemon sleeps through its whole timeout and wakes for nothing else.
+//! Without that descriptor (signals not blocked, as in tests, or no
+//! `signalfd` on this architecture) the timeout is cut in slices of at most
+//! [`SLICE`] to look at `stop`.
 //!
 //! Owns: the inotify instance. Touches: no extents, no group; what a change
 //! means is the file source's to decide.
 
 use std::mem::MaybeUninit;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use rustix::event::{PollFd, PollFlags, Timespec};
 use rustix::fs::inotify::{self, CreateFlags, ReadFlags, WatchFlags};
 use rustix::io::Errno;
 
-/// Longest time between two looks at the stop signals.
+/// Longest time between two looks at `stop` when no descriptor tells of
+/// the stop signals.
 pub const SLICE: Duration = Duration::from_millis(100);
 
 /// What a drain of the inotify queue found.
@@ -72,36 +77,93 @@ impl Watcher {
     /// Always drains the queue, so a burst of writes is one wake-up.
     pub fn wait(&self, timeout: Duration, stop: &dyn Fn() -> bool) -> Result<Events, Errno> {
         let deadline = Instant::now() + timeout;
+        let mut pause = Pause::new();
         loop {
             let events = self.drain()?;
-            if events != Events::default() || stop() {
+            if events != Events::default()
+                || stop()
+                || !pause.until(Some(self.inotify.as_fd()), deadline, stop)?
+            {
                 return Ok(events);
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Ok(events);
-            }
-            let slice = Timespec::try_from(left.min(SLICE)).map_err(|_| Errno::INVAL)?;
-            let mut fds = [PollFd::new(&self.inotify, PollFlags::IN)];
-            match rustix::event::poll(&mut fds, Some(&slice)) {
-                Ok(_) | Err(Errno::INTR) => {}
-                Err(e) => return Err(e),
             }
         }
     }
 }
 
-/// Sleep `timeout` in slices, ending early when `stop` answers true.
+/// Sleep `timeout`, ending early when `stop` answers true.
 pub fn sleep(timeout: Duration, stop: &dyn Fn() -> bool) {
     let deadline = Instant::now() + timeout;
-    loop {
-        if stop() {
-            return;
+    let mut pause = Pause::new();
+    while !stop() {
+        match pause.until(None, deadline, stop) {
+            Ok(true) => {}
+            Ok(false) => return,
+            // poll on descriptors we own cannot fail but for lack of memory:
+            // sleep the old way rather than return early.
+            Err(_) => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                std::thread::sleep(left.min(SLICE));
+            }
         }
+    }
+}
+
+/// One blocking `poll` after another, on the file's descriptor (if any)
+/// and the stop signals' one, until the deadline.
+struct Pause {
+    /// The stop signals' descriptor, while it agrees with `stop`.
+    stop_fd: Option<BorrowedFd<'static>>,
+}
+
+impl Pause {
+    fn new() -> Self {
+        Pause {
+            stop_fd: crate::sys::stop_fd(),
+        }
+    }
+
+    /// Block until `file` is readable, a stop signal is pending, or the
+    /// deadline; false once the deadline has passed, without blocking.
+    fn until(
+        &mut self,
+        file: Option<BorrowedFd<'_>>,
+        deadline: Instant,
+        stop: &dyn Fn() -> bool,
+    ) -> Result<bool, Errno> {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
-            return;
+            return Ok(false);
         }
-        std::thread::sleep(left.min(SLICE));
+        let left = if self.stop_fd.is_some() {
+            left
+        } else {
+            left.min(SLICE)
+        };
+        let timeout = Timespec::try_from(left).map_err(|_| Errno::INVAL)?;
+        // One descriptor is polled twice when the other is missing, which
+        // keeps the set a fixed array.
+        let (first, second) = match (file, self.stop_fd) {
+            (Some(f), Some(s)) => (f, s),
+            (Some(one), None) | (None, Some(one)) => (one, one),
+            (None, None) => {
+                std::thread::sleep(left);
+                return Ok(true);
+            }
+        };
+        let mut fds = [
+            PollFd::from_borrowed_fd(first, PollFlags::IN),
+            PollFd::from_borrowed_fd(second, PollFlags::IN),
+        ];
+        match rustix::event::poll(&mut fds, Some(&timeout)) {
+            Ok(_) | Err(Errno::INTR) => {}
+            Err(e) => return Err(e),
+        }
+        // The descriptor says a stop signal is pending but `stop` does not
+        // agree (a caller with a test of its own): polling it again would
+        // spin, so look at `stop` in slices instead.
+        if self.stop_fd.is_some() && !fds[1].revents().is_empty() && !stop() {
+            self.stop_fd = None;
+        }
+        Ok(true)
     }
 }

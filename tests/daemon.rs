@@ -213,16 +213,73 @@ fn each_step_is_seen_on_the_kernel() {
 }
 
 #[test]
-fn idle_makes_no_fiemap_calls_and_lists_once_a_second() {
-    let mut sim = sim(&layout(3), vec![(30_000, stop())]);
+fn idle_makes_no_fiemap_calls_and_probes_once_a_second() {
+    let mut sim = sim(&layout(3), vec![(65_000, stop())]);
     assert_eq!(sim.run().unwrap(), Exit::Stopped);
     let n = sim.daemon.counters;
     assert_eq!(sim.world.borrow().scans, 1, "{n:?}");
     assert_eq!(n.syncs, 1);
-    // At least one list a second, and no second list in the same cycle.
-    assert!(n.loads >= 29, "{n:?}");
-    let lists = sim.dm.borrow().calls(Kind::List) as u64;
-    assert!(lists >= 30 && lists <= n.loads + 2, "{lists} lists, {n:?}");
+    // One check a second: a probe of the leader, and a full list only
+    // every FULL_CHECK_INTERVAL (30 s): at 30 s and 60 s.
+    assert!(n.probes + n.loads >= 64, "{n:?}");
+    assert_eq!(n.loads, 2, "{n:?}");
+    let dm = sim.dm.borrow();
+    assert_eq!(dm.calls(Kind::Print) as u64, n.probes, "{n:?}");
+    // The first update's one list, and the two full checks.
+    assert_eq!(dm.calls(Kind::List), 3, "{:?}", dm.log);
+    assert!(dm
+        .log
+        .iter()
+        .rev()
+        .take(30)
+        .any(|m| m.starts_with("@stats_print")));
+}
+
+#[test]
+fn leader_replaced_under_the_same_id_is_noticed_within_a_second() {
+    // Another program deletes the leader and a region of its own takes the
+    // id (the kernel hands out the lowest free one): the probe sees the
+    // area differ, the list that follows sees no group.
+    let replace: Change = Box::new(|_, dm| {
+        let leader = *dm
+            .regions
+            .iter()
+            .find(|(_, r)| r.aux_data.contains("DMS_GROUP"))
+            .unwrap()
+            .0;
+        dm.regions.remove(&leader);
+        assert_eq!(dm.seed(ext(1 << 19, 8), "other", "-"), leader);
+    });
+    let mut sim = sim(&layout(3), vec![(5_300, replace)]);
+    assert_eq!(sim.run().unwrap(), Exit::GroupRemoved);
+    assert!(
+        sim.now() <= Duration::from_millis(6_300),
+        "noticed at {:?}",
+        sim.now()
+    );
+}
+
+#[test]
+fn ungrouped_by_another_program_is_noticed_at_the_next_full_list() {
+    // `dmstats ungroup` rewrites the leader's aux data, which no probe
+    // sees: the full list every 30 s does.
+    let ungroup: Change = Box::new(|_, dm| {
+        let leader = dm
+            .regions
+            .values_mut()
+            .find(|r| r.aux_data.contains("DMS_GROUP"))
+            .unwrap();
+        leader.aux_data = "-".into();
+    });
+    let mut sim = sim(&layout(3), vec![(5_300, ungroup)]);
+    assert_eq!(sim.run().unwrap(), Exit::GroupRemoved);
+    assert!(
+        sim.now() <= Duration::from_millis(31_000),
+        "noticed at {:?}",
+        sim.now()
+    );
+    // Nothing of the group was deleted: the regions are the user's now.
+    assert_eq!(sim.dm.borrow().regions.len(), 4);
 }
 
 #[test]
@@ -354,10 +411,11 @@ fn member_deleted_by_another_program_is_restored() {
             .unwrap();
         dm.regions.remove(&victim);
     });
-    let mut sim = sim(&file, vec![(2_000, snipe), (5_000, stop())]);
+    let mut sim = sim(&file, vec![(2_000, snipe), (33_000, stop())]);
     sim.run().unwrap();
     sim.check(&file);
-    // Noticed by the once-a-second list, with no change to the file.
+    // Noticed by the full list every 30 s (no probe sees it), with no
+    // change to the file.
     assert_eq!(sim.world.borrow().version, 0);
 }
 

@@ -479,3 +479,85 @@ fn unreadable_lines_are_warned_about_once() {
     assert_eq!(w.len(), 1, "{w:?}");
     assert!(w[0].starts_with("@stats_list line 2 skipped"), "{w:?}");
 }
+
+/// What each kind of update sends: what its plan needs (a create per new
+/// extent, a delete per dropped region), one list to start from, a second
+/// one only when regions were created (the look for a rival before the
+/// descriptor is overwritten), one descriptor write per step of up to 32
+/// created and 32 deleted regions, and one mark per batch of up to 32
+/// deleted (the kill-safe order: see `crate::mark`).
+#[test]
+fn messages_of_each_kind_of_update() {
+    let start = extents_at(&[(0, 8), (2, 8), (4, 8), (6, 8)]);
+    // (what, new layout, created, deleted, lists, set_aux)
+    let cases = [
+        (
+            "no change",
+            extents_at(&[(0, 8), (2, 8), (4, 8), (6, 8)]),
+            0,
+            0,
+            1,
+            0,
+        ),
+        (
+            "growth",
+            extents_at(&[(0, 8), (2, 8), (4, 8), (6, 8), (8, 8), (10, 8)]),
+            2,
+            0,
+            2,
+            1,
+        ),
+        ("shrink", extents_at(&[(0, 8), (2, 8)]), 0, 2, 1, 2),
+        // The leader's extent goes too: deleted first, no extra message.
+        (
+            "shrink from the front",
+            extents_at(&[(4, 8), (6, 8)]),
+            0,
+            2,
+            1,
+            2,
+        ),
+        (
+            "move",
+            extents_at(&[(0, 8), (2, 8), (20, 8), (22, 8)]),
+            2,
+            2,
+            2,
+            2,
+        ),
+        ("all replaced by one", extents_at(&[(0, 64)]), 1, 4, 2, 2),
+    ];
+    for (what, to, created, deleted, lists, set_aux) in cases {
+        let mut engine = setup(&start);
+        engine.load().unwrap();
+        engine.dev.log.clear();
+        let s = match sync(&mut engine, &to) {
+            Outcome::Unchanged => Default::default(),
+            out => updated(out),
+        };
+        let log = &engine.dev.log;
+        let count = |verb: &str| log.iter().filter(|m| m.starts_with(verb)).count();
+        assert_eq!(
+            (
+                count("@stats_create"),
+                count("@stats_delete"),
+                count("@stats_list"),
+                count("@stats_set_aux")
+            ),
+            (created, deleted, lists, set_aux),
+            "{what}: {log:?}"
+        );
+        assert_eq!(
+            log.len(),
+            created + deleted + lists + set_aux,
+            "{what}: {log:?}"
+        );
+        if s.messages != 0 {
+            assert_eq!(
+                (s.lists, s.set_aux, s.messages),
+                (lists, set_aux, log.len()),
+                "{what}"
+            );
+        }
+    }
+}

@@ -10,6 +10,8 @@
 #        VM_DEBUG=1       run the daemon at verbose 3, show its log on failure
 #        VM_SKIP="a b"    leave these scenarios out of the default set
 #        VM_SHOW=1        print the whole console log (also kept in tests/vm/work)
+#        VM_BINS="a b"    more static programs for the guest's /usr/local/bin (benchmarks)
+#        BENCH_*          exported to the scenarios (tests/vm/bench)
 #        SCENARIO_TIMEOUT seconds before a scenario counts as hung (default 60;
 #                         a scenario's first line "# time limit: N s" overrides it)
 set -euo pipefail
@@ -75,7 +77,14 @@ WRAP
 else
     cp "$DMFILEMAPD" "$over/usr/local/bin/dmfilemapd"
 fi
+for b in ${VM_BINS:-}; do
+    cp "$b" "$over/usr/local/bin/"
+done
 echo "SCENARIO_TIMEOUT=${SCENARIO_TIMEOUT:-60}" > "$over/t/env"
+# Benchmark settings (BENCH_*) reach the guest's scenarios as they are.
+for v in $(compgen -v BENCH_ || true); do
+    printf "export %s='%s'\n" "$v" "${!v}" >> "$over/t/env"
+done
 (cd "$over" && find . | LC_ALL=C sort | cpio -o -H newc --quiet | gzip -1) > "$work/over.cpio.gz"
 cat "$work/base.cpio.gz" "$work/over.cpio.gz" > "$work/initrd.img"
 
