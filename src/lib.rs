@@ -18,6 +18,7 @@ pub mod error;
 pub mod extent;
 pub mod fake;
 pub mod fiemap;
+pub mod fold;
 pub mod log;
 pub mod stats;
 pub mod sys;
