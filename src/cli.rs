@@ -4,6 +4,9 @@
 //! libdm's `dm_stats_start_filemapd()` always passes all six arguments; the
 //! last two may be left out by hand. Every value is checked strictly: C's
 //! `strtol` takes `""` as fd 0 and `-1` as a foreground flag, we refuse both.
+//!
+//! Owns: [`Args`] and the usage errors. Touches: nothing; the process's
+//! role is decided in `main`.
 
 use std::ffi::{OsStr, OsString};
 use std::fmt;

@@ -22,6 +22,9 @@
 //!
 //! Pure: the engine reads the counters (`@stats_print`) only when a fold
 //! is due and hands them in.
+//!
+//! Owns: [`DEFAULT_BUDGET`], [`choose`], [`within_budget`]. Touches: nothing
+//! but its arguments.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -250,7 +253,7 @@ pub fn within_budget(
 /// The properties of [`within_budget`] for one input, on top of the
 /// tiling's: within budget (or one region per extent), every kept region
 /// was kept by the diff too. Panics on a violation.
-#[doc(hidden)]
+#[cfg(feature = "testkit")]
 pub fn check_fold(
     members: &[Member],
     extents: &[Extent],

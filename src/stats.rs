@@ -18,6 +18,9 @@
 //!   in a `&str` message: a backslash would have to sit inside the
 //!   character. Such arguments are refused with [`MessageError`] rather than
 //!   sent and silently cut.
+//!
+//! Owns: the message texts and their parsers. Touches: no device, no
+//! state (the engine sends what it builds).
 
 use crate::extent::Extent;
 
@@ -190,7 +193,7 @@ pub enum DescriptorError {
     TooManyMembers,
 }
 
-const TAG: &str = "DMS_GROUP=";
+pub const TAG: &str = "DMS_GROUP=";
 
 /// Far beyond what dm-stats' memory cap allows on any machine (each region
 /// costs tens of KiB of kernel memory), yet it bounds what a hostile range
@@ -366,6 +369,7 @@ pub fn escape(arg: &str) -> Result<String, MessageError> {
 /// Split a message as the kernel's `dm_split_args` does: the inverse of
 /// [`escape`], for the fake kernel and the tests. Tokens that are not UTF-8
 /// once split (a character cut at byte 0xA0) are read lossily.
+#[cfg(feature = "testkit")]
 pub fn split_args(msg: &str) -> Vec<String> {
     let bytes = msg.as_bytes();
     let bytes = &bytes[..bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len())];
