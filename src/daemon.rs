@@ -287,8 +287,8 @@ impl<D: Device, S: Scanner> Daemon<D, S> {
 
 fn describe(s: &Summary) -> String {
     format!(
-        "{} extents, {} kept, {} created, {} deleted, {} messages",
-        s.extents, s.kept, s.created, s.deleted, s.messages
+        "{} extents, {} kept, {} created, {} deleted ({} folded), {} messages",
+        s.extents, s.kept, s.created, s.deleted, s.folded, s.messages
     )
 }
 

@@ -28,17 +28,19 @@ pub enum Kind {
     Create,
     Delete,
     SetAux,
+    Print,
     /// Any message, counted across kinds.
     Any,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 5] = [
+    pub const ALL: [Kind; 6] = [
         Kind::Any,
         Kind::List,
         Kind::Create,
         Kind::Delete,
         Kind::SetAux,
+        Kind::Print,
     ];
 }
 
@@ -77,6 +79,9 @@ pub struct FakeDm {
     pub region_limit: Option<usize>,
     /// Size of the device in sectors, for the `-` range.
     pub dev_sectors: u64,
+    /// Reads a region has counted, as `@stats_print` shows them (tests set
+    /// them; a deleted region's go with it).
+    pub reads: BTreeMap<RegionId, u64>,
     /// Messages received so far, indexed by [`Kind`].
     calls: [usize; Kind::ALL.len()],
 }
@@ -89,6 +94,7 @@ impl Default for FakeDm {
             faults: Vec::new(),
             region_limit: None,
             dev_sectors: 1 << 21,
+            reads: BTreeMap::new(),
             calls: [0; Kind::ALL.len()],
         }
     }
@@ -221,6 +227,7 @@ impl FakeDm {
             "@stats_create" => Kind::Create,
             "@stats_delete" => Kind::Delete,
             "@stats_set_aux" => Kind::SetAux,
+            "@stats_print" => Kind::Print,
             // A linear target takes no other message.
             _ => return Err(Errno::INVAL),
         };
@@ -231,6 +238,7 @@ impl FakeDm {
             Kind::List => self.list(&args),
             Kind::Create => self.create(&args),
             Kind::Delete => self.delete(&args),
+            Kind::Print => self.print(&args),
             _ => self.set_aux(&args),
         }
     }
@@ -311,12 +319,43 @@ impl FakeDm {
         Ok(id.to_string())
     }
 
+    /// `@stats_print <id> [<first line> <lines>]`: one line per area,
+    /// `start+len` and the kernel's 13 counters; a region's reads
+    /// ([`FakeDm::reads`]) are all counted in its first area.
+    fn print(&self, args: &[String]) -> Result<String, Errno> {
+        let (id, first, count) = match args {
+            [_, id] => (region_id(id)?, 0, usize::MAX),
+            [_, id, f, n] => (region_id(id)?, number(f)? as usize, number(n)? as usize),
+            _ => return Err(Errno::INVAL),
+        };
+        let r = self.regions.get(&id).ok_or(Errno::NOENT)?;
+        let reads = self.reads.get(&id).copied().unwrap_or(0);
+        let step = r.step.max(1);
+        let mut out = String::new();
+        let mut start = r.start;
+        let mut line = 0;
+        while start < r.start + r.len && line < first.saturating_add(count) {
+            let len = step.min(r.start + r.len - start);
+            if line >= first {
+                let n = if start == r.start { reads } else { 0 };
+                out.push_str(&format!(
+                    "{start}+{len} {n} 0 {} 0 0 0 0 0 0 0 0 0 0\n",
+                    n * 8
+                ));
+            }
+            start += len;
+            line += 1;
+        }
+        Ok(out)
+    }
+
     fn delete(&mut self, args: &[String]) -> Result<String, Errno> {
         let [_, id] = args else {
             return Err(Errno::INVAL);
         };
         let id = region_id(id)?;
         self.regions.remove(&id).ok_or(Errno::NOENT)?;
+        self.reads.remove(&id);
         Ok(String::new())
     }
 
@@ -454,14 +493,28 @@ mod tests {
             "@stats_set_aux 0",
             "@stats_set_aux 0 a b",
             "@stats_list a b",
-            "@stats_print 0",
+            "@stats_print",
+            "@stats_print 0 1",
+            "@stats_clear 0",
             "",
         ] {
             assert_eq!(send(&mut dm, bad), Err(Errno::INVAL), "{bad:?}");
         }
         assert_eq!(send(&mut dm, "@stats_delete 3"), Err(Errno::NOENT));
         assert_eq!(send(&mut dm, "@stats_set_aux 3 x"), Err(Errno::NOENT));
+        assert_eq!(send(&mut dm, "@stats_print 3"), Err(Errno::NOENT));
         assert!(dm.regions.is_empty());
+        // One line per area, the reads in the first.
+        send(&mut dm, "@stats_create 0+20 8").unwrap();
+        dm.reads.insert(0, 3);
+        assert_eq!(
+            send(&mut dm, "@stats_print 0").unwrap(),
+            "0+8 3 0 24 0 0 0 0 0 0 0 0 0 0\n8+8 0 0 0 0 0 0 0 0 0 0 0 0 0\n16+4 0 0 0 0 0 0 0 0 0 0 0 0 0\n"
+        );
+        assert_eq!(
+            send(&mut dm, "@stats_print 0 1 1").unwrap(),
+            "8+8 0 0 0 0 0 0 0 0 0 0 0 0 0\n"
+        );
     }
 
     #[test]

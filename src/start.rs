@@ -17,6 +17,7 @@ use crate::cli::{Args, Mode};
 use crate::dm::{self, DmDevice, DmError};
 use crate::engine::{Engine, EngineError};
 use crate::fiemap::{self, FiemapError};
+use crate::fold;
 use crate::source::file_id;
 use crate::{sys, verbose, warn, Error};
 
@@ -132,6 +133,11 @@ pub fn prepare(args: &Args, detached: bool) -> Result<Prepared, Error> {
         device.name
     );
     let mut engine = Engine::new(DmDevice { control, dev }, args.group_id);
+    engine.set_budget(budget());
+    verbose!(
+        "Region budget: one per extent + {} ({BUDGET_ENV} to change)",
+        engine.budget()
+    );
     let what = format!("group {}", args.group_id);
     let loaded = engine.load();
     for w in engine.take_warnings() {
@@ -150,6 +156,25 @@ pub fn prepare(args: &Args, detached: bool) -> Result<Prepared, Error> {
         Err(e) => return Err(Error::refused(what, Refusal::Group(e))),
     }
     Ok(Prepared { fd, engine })
+}
+
+/// The environment variable that sets the region budget: `dmstats` starts
+/// the daemon with a fixed command line, so this is the only way in.
+pub const BUDGET_ENV: &str = "DMFILEMAPD_BUDGET";
+
+/// Extra regions per group beyond one per extent: [`BUDGET_ENV`] when it
+/// holds a number, else [`fold::DEFAULT_BUDGET`].
+fn budget() -> usize {
+    match std::env::var(BUDGET_ENV) {
+        Ok(v) => v.trim().parse().unwrap_or_else(|_| {
+            warn!(
+                "{BUDGET_ENV}={v:?} is not a number: using {}",
+                fold::DEFAULT_BUDGET
+            );
+            fold::DEFAULT_BUDGET
+        }),
+        Err(_) => fold::DEFAULT_BUDGET,
+    }
 }
 
 /// The path must name the fd's file, in inode mode too: a path that names

@@ -67,7 +67,7 @@ fn check(dm: &FakeDm, group_id: RegionId, foreign: &BTreeMap<RegionId, Region>, 
 }
 
 /// Counts of each kind of message a fault-free run of `update` sends.
-fn calls(engine: &Engine<FakeDm>, update: &[Extent]) -> [usize; 5] {
+fn calls(engine: &Engine<FakeDm>, update: &[Extent]) -> [usize; Kind::ALL.len()] {
     let mut probe = Engine::new(engine.dev.clone(), engine.group_id());
     probe.dev.reset_faults();
     probe.sync(update, &never).unwrap();
