@@ -122,7 +122,7 @@ fn growth_past_the_budget_folds_young_tiles() {
             (0, ext(0, 8)),
             (1, ext(8, 8)),
             (2, ext(16, 8)),
-            (3, ext(24, 16))
+            (4, ext(24, 16))
         ]
     );
     assert_eq!(engine.dev.reads.get(&0), Some(&900));
