@@ -57,6 +57,8 @@ pub struct Merger {
     pending: Option<(u64, u128)>,
     /// Finished extents in logical order, before overlaps are clipped.
     out: Vec<Extent>,
+    /// A record with no device address yet was skipped.
+    unmapped: bool,
 }
 
 impl Merger {
@@ -65,7 +67,11 @@ impl Merger {
     }
 
     pub fn push(&mut self, raw: &RawExtent) {
-        if raw.flags & UNMAPPED != 0 || raw.length == 0 {
+        if raw.flags & UNMAPPED != 0 {
+            self.unmapped |= raw.length > 0;
+            return;
+        }
+        if raw.length == 0 {
             return;
         }
         let end = u128::from(raw.physical) + u128::from(raw.length);
@@ -78,6 +84,12 @@ impl Merger {
                 self.pending = Some((raw.physical, end));
             }
         }
+    }
+
+    /// Whether a record was skipped for having no address yet (delayed
+    /// allocation): the file holds data the extents do not show yet.
+    pub fn unmapped(&self) -> bool {
+        self.unmapped
     }
 
     /// Feed one FIEMAP batch.
