@@ -57,8 +57,9 @@ pub struct Merger {
     pending: Option<(u64, u128)>,
     /// Finished extents in logical order, before overlaps are clipped.
     out: Vec<Extent>,
-    /// A record with no device address yet was skipped.
-    unmapped: bool,
+    /// Where the first record with no device address yet (skipped)
+    /// starts in the file, in bytes.
+    unmapped: Option<u64>,
 }
 
 impl Merger {
@@ -68,7 +69,9 @@ impl Merger {
 
     pub fn push(&mut self, raw: &RawExtent) {
         if raw.flags & UNMAPPED != 0 {
-            self.unmapped |= raw.length > 0;
+            if raw.length > 0 {
+                self.unmapped = Some(self.unmapped.map_or(raw.logical, |u| u.min(raw.logical)));
+            }
             return;
         }
         if raw.length == 0 {
@@ -86,9 +89,10 @@ impl Merger {
         }
     }
 
-    /// Whether a record was skipped for having no address yet (delayed
-    /// allocation): the file holds data the extents do not show yet.
-    pub fn unmapped(&self) -> bool {
+    /// Where in the file (bytes) the first record skipped for having no
+    /// address yet (delayed allocation) starts: data, or (xfs) space
+    /// reserved past the end of the file, the extents do not show yet.
+    pub fn unmapped(&self) -> Option<u64> {
         self.unmapped
     }
 

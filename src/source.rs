@@ -210,7 +210,16 @@ impl Scanner for FileSource {
     fn scan(&mut self) -> Result<Vec<Extent>, Error> {
         let fd = self.fd.as_ref().ok_or(Error::NotOpen)?;
         let scan = fiemap::scan_full(fd)?;
-        self.unmapped = scan.unmapped;
+        // Space reserved past the end holds no data of the file.
+        self.unmapped = match scan.unmapped {
+            Some(at) => {
+                let st = rustix::fs::fstat(fd).map_err(|e| Error::io("fstat", e))?;
+                #[allow(clippy::unnecessary_cast)] // the field type differs between architectures
+                let size = st.st_size as u64;
+                at < size
+            }
+            None => false,
+        };
         Ok(scan.extents)
     }
 
