@@ -9,6 +9,15 @@
 
 CASES=${FIDELITY:-log prealloc long floor observer}
 LONG_STEPS=${LONG_STEPS:-400}
+# (run.sh passes only SCENARIO_TIMEOUT into the guest: to pick cases, edit
+# the defaults above.)
+
+# Each figure goes to the results channel as soon as it is known, so a run
+# cut short by the guard still reports what it measured.
+bench() {
+    echo "$*"
+    echo "$*" > /dev/ttyS1 2> /dev/null
+}
 
 # truth_make DEV: the truth region's id.
 truth_make() { dmsetup message "$1" 0 "@stats_create - 8 dmstats truth"; }
@@ -80,20 +89,20 @@ case_log() {
     for fs in ext4 xfs; do
         fresh
         set -- $(grow_and_read "$fs" log 40 262144 1 2)
-        echo "BENCH log+reader $fs: 40 x 256 KiB direct appends, whole file read 0.6 s after each: reads counted $1 of $2 ($(pct "$1" "$2")), $3 regions for $4 extents"
+        bench "BENCH log+reader $fs: 40 x 256 KiB direct appends, whole file read 0.6 s after each: reads counted $1 of $2 ($(pct "$1" "$2")), $3 regions for $4 extents"
     done
 }
 
 case_long() {
     fresh
     set -- $(grow_and_read ext4 long "$LONG_STEPS" 16384 1 2)
-    echo "BENCH long growth ext4: $LONG_STEPS x 16 KiB direct appends, read whole after each: reads counted $1 of $2 ($(pct "$1" "$2")), $3 regions held for $4 extents (budget ${DMFILEMAPD_BUDGET:-64} extra)"
+    bench "BENCH long growth ext4: $LONG_STEPS x 16 KiB direct appends, read whole after each: reads counted $1 of $2 ($(pct "$1" "$2")), $3 regions held for $4 extents (budget ${DMFILEMAPD_BUDGET:-64} extra)"
 }
 
 case_floor() {
     fresh
     set -- $(grow_and_read ext4 floor 40 262144 0 6)
-    echo "BENCH append-only direct writer ext4: writes counted $1 of $2 ($(pct "$1" "$2")); the rest reached the disk before any daemon could know the blocks"
+    bench "BENCH append-only direct writer ext4: writes counted $1 of $2 ($(pct "$1" "$2")); the rest reached the disk before any daemon could know the blocks"
 }
 
 case_prealloc() {
@@ -116,7 +125,7 @@ case_prealloc() {
         g="$(group_sum "$fs" 2) $(group_sum "$fs" 6)"
         t="$(truth_sum "$fs" "$tid" "$f" 2) $(truth_sum "$fs" "$tid" "$f" 6)"
         set -- $g $t
-        echo "BENCH preallocated 16 MiB $fs, 400 random 4 KiB direct writes + 400 reads: reads counted $1 of $3 ($(pct "$1" "$3")), writes $2 of $4 ($(pct "$2" "$4")), $(cat /tmp/cg.nregions) regions"
+        bench "BENCH preallocated 16 MiB $fs, 400 random 4 KiB direct writes + 400 reads: reads counted $1 of $3 ($(pct "$1" "$3")), writes $2 of $4 ($(pct "$2" "$4")), $(cat /tmp/cg.nregions) regions"
     done
 }
 
@@ -145,7 +154,7 @@ case_observer() {
         sync
         sleep 1
         reqs=$(dmsetup message ext4 0 "@stats_print $rid" | awk '{ t += $6 } END { print t + 0 }')
-        echo "BENCH observer effect, buffered appender ext4, daemon $with: $reqs write requests, $(file_extents "$f" | wc -l) extents"
+        bench "BENCH observer effect, buffered appender ext4, daemon $with: $reqs write requests, $(file_extents "$f" | wc -l) extents"
     done
 }
 
