@@ -18,6 +18,7 @@
 use std::time::{Duration, Instant};
 
 use crate::device::Device;
+use crate::diff::{self, Member};
 use crate::engine::{Engine, EngineError, Outcome, Summary};
 use crate::extent::Extent;
 use crate::source::{Look, Scanner, Stamp};
@@ -34,6 +35,10 @@ pub const CHECK_INTERVAL: Duration = Duration::from_secs(1);
 /// of 1,000 regions under two CPU ticks in any 10 s, and what it finds
 /// late cannot lead an update astray, as every update lists first.
 pub const FULL_CHECK_INTERVAL: Duration = Duration::from_secs(30);
+/// While the file holds data in delayed allocation (no address yet), it is
+/// scanned again this often (a FIEMAP without forced writeback is cheap),
+/// so the group follows the kernel's own writeback within about a second.
+pub const RESCAN_INTERVAL: Duration = Duration::from_secs(1);
 /// After a failed update, the next try waits this long.
 pub const RETRY_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -190,6 +195,15 @@ impl<D: Device, S: Scanner> Daemon<D, S> {
                 return Ok(None);
             }
         };
+        if self.file.unmapped() {
+            debug!("Data in delayed allocation: scanning again in a second");
+            self.dirty = true;
+            self.not_before = Some(now + RESCAN_INTERVAL);
+            if extents.is_empty() {
+                // Not an empty file: its data has no address yet.
+                return Ok(None);
+            }
+        }
         if extents.is_empty() {
             return match self.group.remove() {
                 Ok(summary) => {
@@ -280,8 +294,17 @@ impl<D: Device, S: Scanner> Daemon<D, S> {
             self.applied = None;
             self.dirty = true;
         } else if let Some(applied) = &self.applied {
-            let have: Vec<Extent> = group.members.iter().map(|r| r.extent()).collect();
-            if !same_set(applied, &have) {
+            let have: Vec<Member> = group
+                .members
+                .iter()
+                .map(|r| Member {
+                    id: r.id,
+                    extent: r.extent(),
+                })
+                .collect();
+            // The group is a tiling of the extents: it holds what we applied
+            // when the diff has nothing to do.
+            if !diff::diff(&have, applied).is_noop() {
                 warn!(
                     "Group {} was changed by another program: updating it.",
                     self.group.group_id()
@@ -317,8 +340,8 @@ impl<D: Device, S: Scanner> Daemon<D, S> {
 
 fn describe(s: &Summary) -> String {
     format!(
-        "{} extents, {} kept, {} created, {} deleted, {} messages, {} lists, {} set_aux",
-        s.extents, s.kept, s.created, s.deleted, s.messages, s.lists, s.set_aux
+        "{} extents, {} kept, {} created, {} deleted ({} folded), {} messages, {} lists, {} set_aux",
+        s.extents, s.kept, s.created, s.deleted, s.folded, s.messages, s.lists, s.set_aux
     )
 }
 

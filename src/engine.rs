@@ -44,6 +44,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::device::{Device, DeviceError};
 use crate::diff::{self, Member};
 use crate::extent::Extent;
+use crate::fold;
 use crate::group::{self, Group, List, NotAGroup};
 use crate::ledger::Ledger;
 use crate::mark::{self, fingerprint, Mark, Settlement, BATCH};
@@ -56,6 +57,8 @@ pub struct Summary {
     pub kept: usize,
     pub created: usize,
     pub deleted: usize,
+    /// Kept regions given up to stay within the budget (their counters lost).
+    pub folded: usize,
     /// Messages sent, `@stats_list` and failed ones included.
     pub messages: usize,
     /// Of those, `@stats_list` ...
@@ -172,6 +175,8 @@ pub struct Engine<D: Device> {
     /// it; the first update settles it, once.
     settlement: Settlement,
     settled: bool,
+    /// Extra regions allowed beyond one per extent (see [`crate::fold`]).
+    budget: usize,
 }
 
 /// What the engine knows of the group's regions while it changes them: the
@@ -212,7 +217,17 @@ impl<D: Device> Engine<D> {
             skipped: Vec::new(),
             settlement: Settlement::default(),
             settled: false,
+            budget: fold::DEFAULT_BUDGET,
         }
+    }
+
+    /// Extra regions the group may hold beyond one per extent.
+    pub fn set_budget(&mut self, budget: usize) {
+        self.budget = budget;
+    }
+
+    pub fn budget(&self) -> usize {
+        self.budget
     }
 
     /// The group's current id (its leader's id: it moves when a lower id joins).
@@ -424,7 +439,18 @@ impl<D: Device> Engine<D> {
                 extent: r.extent(),
             })
             .collect();
-        let plan = diff::diff(&members, extents);
+        let mut plan = diff::diff(&members, extents);
+        // Growth past the budget folds tiles; a group found over it (a
+        // smaller budget than its maker's) is left as it is until it grows.
+        let mut folded = 0;
+        if !plan.create.is_empty() && fold::excess(&plan, extents, self.budget) > 0 {
+            // Nothing is changed yet: a failure here needs no repair.
+            let counts = self.counters(&plan.keep)?;
+            let count = |id: RegionId| counts.get(&id).copied().unwrap_or(0);
+            let kept = plan.keep.len();
+            plan = fold::within_budget(plan, &members, extents, self.budget, &count);
+            folded = kept - plan.keep.len();
+        }
         let stale = group.members[1..].iter().any(group::names_itself);
         if plan.is_noop() && group.missing.is_empty() && !stale && adopted.is_empty() {
             self.probe = listed;
@@ -456,6 +482,7 @@ impl<D: Device> Engine<D> {
         let mut summary = Summary {
             extents: extents.len(),
             kept: plan.keep.len(),
+            folded,
             ..Summary::default()
         };
         let finish = |engine: &Self, summary: Summary| summary.sent_since(sent, engine.sent);
@@ -654,6 +681,20 @@ impl<D: Device> Engine<D> {
         ours.aux.remove(&last);
         summary.deleted += 1;
         Ok(summary.sent_since(sent, self.sent))
+    }
+
+    /// The I/Os each of `ids` has counted, one `@stats_print` each: asked
+    /// only when a fold is due.
+    fn counters(&mut self, ids: &[RegionId]) -> Result<BTreeMap<RegionId, u64>, EngineError> {
+        let mut out = BTreeMap::new();
+        for &id in ids {
+            // Every area: a region made by hand may have more than one.
+            let msg = format!("@stats_print {id}");
+            let reply = self.send(msg.clone())?;
+            let ios = stats::parse_print_ios(&reply).ok_or(EngineError::BadReply { msg, reply })?;
+            out.insert(id, ios);
+        }
+        Ok(out)
     }
 
     fn create(

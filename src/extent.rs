@@ -57,6 +57,9 @@ pub struct Merger {
     pending: Option<(u64, u128)>,
     /// Finished extents in logical order, before overlaps are clipped.
     out: Vec<Extent>,
+    /// Where the first record with no device address yet (skipped)
+    /// starts in the file, in bytes.
+    unmapped: Option<u64>,
 }
 
 impl Merger {
@@ -65,7 +68,13 @@ impl Merger {
     }
 
     pub fn push(&mut self, raw: &RawExtent) {
-        if raw.flags & UNMAPPED != 0 || raw.length == 0 {
+        if raw.flags & UNMAPPED != 0 {
+            if raw.length > 0 {
+                self.unmapped = Some(self.unmapped.map_or(raw.logical, |u| u.min(raw.logical)));
+            }
+            return;
+        }
+        if raw.length == 0 {
             return;
         }
         let end = u128::from(raw.physical) + u128::from(raw.length);
@@ -78,6 +87,13 @@ impl Merger {
                 self.pending = Some((raw.physical, end));
             }
         }
+    }
+
+    /// Where in the file (bytes) the first record skipped for having no
+    /// address yet (delayed allocation) starts: data, or (xfs) space
+    /// reserved past the end of the file, the extents do not show yet.
+    pub fn unmapped(&self) -> Option<u64> {
+        self.unmapped
     }
 
     /// Feed one FIEMAP batch.

@@ -79,6 +79,9 @@ pub struct FakeDm {
     pub region_limit: Option<usize>,
     /// Size of the device in sectors, for the `-` range.
     pub dev_sectors: u64,
+    /// Reads a region has counted, as `@stats_print` shows them (tests set
+    /// them; a deleted region's go with it).
+    pub reads: BTreeMap<RegionId, u64>,
     /// Messages received so far, indexed by [`Kind`].
     calls: [usize; Kind::ALL.len()],
 }
@@ -91,6 +94,7 @@ impl Default for FakeDm {
             faults: Vec::new(),
             region_limit: None,
             dev_sectors: 1 << 21,
+            reads: BTreeMap::new(),
             calls: [0; Kind::ALL.len()],
         }
     }
@@ -240,7 +244,7 @@ impl FakeDm {
     }
 
     /// `@stats_print <id> [<first> <count>]`: one line per area, counters
-    /// all zero (no I/O reaches the fake), the length printed as the step
+    /// zero but the reads tests set ([`FakeDm::reads`]), the length printed as the step
     /// even for a last area cut short, as the kernel does.
     fn print(&self, args: &[String]) -> Result<String, Errno> {
         let (id, first, count) = match args {
@@ -264,10 +268,14 @@ impl FakeDm {
         let r = self.regions.get(&region_id(id)?).ok_or(Errno::NOENT)?;
         let areas = r.len.div_ceil(r.step);
         let end = first.saturating_add(count).min(areas);
+        let reads = self.reads.get(&r.id).copied().unwrap_or(0);
         let mut out = String::new();
         for area in first.min(end)..end {
             out.push_str(&format!("{}+{}", r.start + area * r.step, r.step));
-            out.push_str(&" 0".repeat(13));
+            // A region's reads (set by tests) all land in its first area.
+            let n = if area == 0 { reads } else { 0 };
+            out.push_str(&format!(" {n} 0 {}", n * 8));
+            out.push_str(&" 0".repeat(10));
             if !r.histogram.is_empty() {
                 out.push(' ');
                 out.push_str(&vec!["0"; r.histogram.len() + 1].join(":"));
@@ -359,6 +367,7 @@ impl FakeDm {
         };
         let id = region_id(id)?;
         self.regions.remove(&id).ok_or(Errno::NOENT)?;
+        self.reads.remove(&id);
         Ok(String::new())
     }
 
@@ -523,6 +532,8 @@ mod tests {
             "@stats_print 0 1",
             "@stats_print x",
             "@stats_print_clear 0",
+            "@stats_print",
+            "@stats_clear 0",
             "",
         ] {
             assert_eq!(send(&mut dm, bad), Err(Errno::INVAL), "{bad:?}");
@@ -531,6 +542,18 @@ mod tests {
         assert_eq!(send(&mut dm, "@stats_set_aux 3 x"), Err(Errno::NOENT));
         assert_eq!(send(&mut dm, "@stats_print 3"), Err(Errno::NOENT));
         assert!(dm.regions.is_empty());
+        // One line per area, the reads in the first; the last, cut short,
+        // still shows the step as its length, as the kernel prints it.
+        send(&mut dm, "@stats_create 0+20 8").unwrap();
+        dm.reads.insert(0, 3);
+        assert_eq!(
+            send(&mut dm, "@stats_print 0").unwrap(),
+            "0+8 3 0 24 0 0 0 0 0 0 0 0 0 0\n8+8 0 0 0 0 0 0 0 0 0 0 0 0 0\n16+8 0 0 0 0 0 0 0 0 0 0 0 0 0\n"
+        );
+        assert_eq!(
+            send(&mut dm, "@stats_print 0 1 1").unwrap(),
+            "8+8 0 0 0 0 0 0 0 0 0 0 0 0 0\n"
+        );
     }
 
     #[test]

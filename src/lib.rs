@@ -1,15 +1,17 @@
 //! dmfilemapd: keep a dm-stats filemap group in sync with the extents of a file.
 //!
 //! The daemon is a loop of four steps, each in its own module:
-//! Scan ([`fiemap`] + [`extent`], through [`source`]) -> Diff ([`diff`]) ->
+//! Scan ([`fiemap`] + [`extent`], through [`source`]) -> Diff ([`diff`],
+//! kept within a region budget by [`fold`]) ->
 //! Apply ([`engine`]) -> Sleep ([`watch`]), run by [`daemon`] after the
 //! checks of [`start`]. The engine reads the group with [`group`], keeps
 //! its [`ledger`] of regions it made, settles what a killed predecessor
 //! left by the [`mark`]s on its regions, and talks to a [`device::Device`]:
 //! [`dm`] carries the messages of [`stats`] to the kernel.
 //!
-//! Dependencies point down: `device` < `dm`, `stats`, `extent` < `group` <
-//! `ledger`, `mark` < `engine` < `daemon`, `source`, `start` < `main`.
+//! Dependencies point down: `device` < `dm`, `stats`, `extent` < `diff` <
+//! `fold` < `group` < `ledger`, `mark` < `engine` < `daemon`, `source`,
+//! `start` < `main`.
 //!
 //! With the `testkit` feature (the crate's own tests and fuzz/ only),
 //! `fake` is an in-memory dm-stats and `testing` the checks they share.
@@ -30,6 +32,7 @@ pub mod extent;
 #[cfg(feature = "testkit")]
 pub mod fake;
 pub mod fiemap;
+pub mod fold;
 pub mod group;
 pub mod ledger;
 pub mod log;

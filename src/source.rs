@@ -69,6 +69,11 @@ pub trait Scanner {
     fn look(&mut self, stop: &dyn Fn() -> bool) -> Result<Look, Error>;
     /// The file's extents (FIEMAP).
     fn scan(&mut self) -> Result<Vec<Extent>, Error>;
+    /// Whether the last scan left out data with no address yet (delayed
+    /// allocation): the loop looks again about once a second until none.
+    fn unmapped(&self) -> bool {
+        false
+    }
     /// Sleep up to `timeout`, less when `stop` answers true or, if `wake`,
     /// when the file shows a change. Returns whether a change was seen.
     fn wait(
@@ -94,6 +99,8 @@ pub struct FileSource {
     /// one could not be made; then timeouts alone wake us.
     watcher: Option<Watcher>,
     told_held: bool,
+    /// What the last scan said of delayed allocation.
+    unmapped: bool,
 }
 
 impl FileSource {
@@ -109,6 +116,7 @@ impl FileSource {
             ino,
             watcher: Some(watcher),
             told_held: false,
+            unmapped: false,
         })
     }
 
@@ -201,7 +209,22 @@ impl Scanner for FileSource {
 
     fn scan(&mut self) -> Result<Vec<Extent>, Error> {
         let fd = self.fd.as_ref().ok_or(Error::NotOpen)?;
-        Ok(fiemap::scan(fd)?)
+        let scan = fiemap::scan_full(fd)?;
+        // Space reserved past the end holds no data of the file.
+        self.unmapped = match scan.unmapped {
+            Some(at) => {
+                let st = rustix::fs::fstat(fd).map_err(|e| Error::io("fstat", e))?;
+                #[allow(clippy::unnecessary_cast)] // the field type differs between architectures
+                let size = st.st_size as u64;
+                at < size
+            }
+            None => false,
+        };
+        Ok(scan.extents)
+    }
+
+    fn unmapped(&self) -> bool {
+        self.unmapped
     }
 
     fn wait(

@@ -19,6 +19,7 @@ use crate::dm::{self, DmDevice, DmError};
 use crate::engine::{Engine, EngineError};
 use crate::extent::Extent;
 use crate::fiemap::{self, FiemapError};
+use crate::fold;
 use crate::source::file_id;
 use crate::{sys, verbose, warn, Error};
 
@@ -107,6 +108,11 @@ pub fn prepare(args: &Args, detached: bool) -> Result<Prepared, Error> {
     let device = live_device(dev, &refuse)?;
     let (major, minor) = (rustix::fs::major(dev), rustix::fs::minor(dev));
     let mut engine = Engine::new(device, args.group_id);
+    engine.set_budget(budget());
+    verbose!(
+        "Region budget: one per extent + {} ({BUDGET_ENV} to change)",
+        engine.budget()
+    );
     let what = format!("group {}", args.group_id);
     let loaded = engine.load();
     for w in engine.take_warnings() {
@@ -235,6 +241,25 @@ pub fn check_device(path: &Path) -> Result<DmDevice, Error> {
     };
     on_dm_major(dev, &refuse)?;
     live_device(dev, &refuse)
+}
+
+/// The environment variable that sets the region budget: `dmstats` starts
+/// the daemon with a fixed command line, so this is the only way in.
+pub const BUDGET_ENV: &str = "DMFILEMAPD_BUDGET";
+
+/// Extra regions per group beyond one per extent: [`BUDGET_ENV`] when it
+/// holds a number, else [`fold::DEFAULT_BUDGET`].
+fn budget() -> usize {
+    match std::env::var(BUDGET_ENV) {
+        Ok(v) => v.trim().parse().unwrap_or_else(|_| {
+            warn!(
+                "{BUDGET_ENV}={v:?} is not a number: using {}",
+                fold::DEFAULT_BUDGET
+            );
+            fold::DEFAULT_BUDGET
+        }),
+        Err(_) => fold::DEFAULT_BUDGET,
+    }
 }
 
 /// The path must name the fd's file, in inode mode too: a path that names

@@ -505,6 +505,27 @@ pub fn msg_create(extent: Extent, template: &Region, aux: &str) -> Result<String
     Ok(msg)
 }
 
+/// I/Os a `@stats_print` reply counts: reads plus writes, summed over its
+/// areas. Each line is `start+len` then the counters, reads first and
+/// writes fifth (kernel Documentation/admin-guide/device-mapper/
+/// statistics.rst). `None` for a line that is not shaped so.
+pub fn parse_print_ios(reply: &str) -> Option<u64> {
+    let mut total = 0u64;
+    for line in reply.lines().filter(|l| !l.trim().is_empty()) {
+        let mut fields = line.split_ascii_whitespace();
+        fields.next().filter(|r| r.contains('+'))?;
+        let counters: Vec<u64> = fields
+            .take(5)
+            .map(|f| f.parse().ok())
+            .collect::<Option<_>>()?;
+        let [reads, _, _, _, writes] = counters[..] else {
+            return None;
+        };
+        total = total.saturating_add(reads).saturating_add(writes);
+    }
+    Some(total)
+}
+
 /// `@stats_delete <id>`
 pub fn msg_delete(id: RegionId) -> String {
     format!("@stats_delete {id}")
@@ -1163,5 +1184,22 @@ mod tests {
         assert!(p.matches(&format!("2064+8{c}\n")));
         assert!(!p.matches(&format!("2064+8{c}\n2072+8{c}\n")));
         assert!(!p.matches(""));
+    }
+
+    #[test]
+    fn print_ios() {
+        let cases: [(&str, Option<u64>); 5] = [
+            ("", Some(0)),
+            ("0+8 3 0 24 1 2 0 16 0 0 4 5 1 0\n", Some(5)),
+            (
+                "0+8 3 0 24 1 2 0 16 0 0 4 5 1 0\n8+8 10 1 80 2 0 0 0 0 0 3 3 2 0\n",
+                Some(15),
+            ),
+            ("0+8 3 0 24\n", None),
+            ("garbage 1 2 3 4 5\n", None),
+        ];
+        for (reply, want) in cases {
+            assert_eq!(parse_print_ios(reply), want, "{reply:?}");
+        }
     }
 }

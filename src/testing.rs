@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::diff::{check_tiling, Member};
 use crate::extent::{Extent, RawExtent};
 use crate::fake::FakeDm;
 use crate::stats::{Descriptor, Region, RegionId};
@@ -91,14 +92,22 @@ pub fn no_orphans(dm: &FakeDm, program: &str, leaders: &[RegionId]) {
     }
 }
 
-/// The group's regions are exactly `extents`, without duplicates.
+/// The group's regions tile `extents`: pairwise disjoint, each inside one
+/// extent, their union the extents' (the diff has nothing left to do).
 pub fn converged(dm: &FakeDm, id: RegionId, extents: &[Extent]) {
     let (_, members) = group(dm, id);
-    let mut have: Vec<Extent> = members.iter().map(|r| r.extent()).collect();
-    have.sort_unstable();
-    let mut want = extents.to_vec();
-    want.sort_unstable();
-    assert_eq!(have, want, "group {id} does not match the extents");
+    let members: Vec<Member> = members
+        .iter()
+        .map(|r| Member {
+            id: r.id,
+            extent: r.extent(),
+        })
+        .collect();
+    let plan = check_tiling(&members, extents);
+    assert!(
+        plan.is_noop(),
+        "group {id} does not tile the extents {extents:?}: {members:?}"
+    );
 }
 
 /// Regions of other programs, to compare byte for byte later.

@@ -37,6 +37,8 @@ struct World {
     scans: u64,
     /// Fail the scan with this number (1-based) with this errno.
     scan_fault: Option<(u64, Errno)>,
+    /// Data in delayed allocation: the scan leaves it out.
+    unmapped: bool,
 }
 
 impl World {
@@ -88,6 +90,10 @@ impl Scanner for FakeFile {
             }
         }
         Ok(w.extents.clone())
+    }
+
+    fn unmapped(&self) -> bool {
+        self.world.borrow().unmapped
     }
 
     fn wait(
@@ -466,6 +472,32 @@ fn exit_lines_are_cs() {
         Exit::NoExtents.message(),
         "File contains no extents: exiting."
     );
+}
+
+#[test]
+fn delayed_allocation_is_rescanned_until_written_back() {
+    // A buffered append: the new data has no address yet; the kernel's
+    // writeback places it later, with no event and no fstat change.
+    let (a, grown) = (ext(100, 8), ext(100, 24));
+    let appended: Change = Box::new(|w, _| {
+        w.unmapped = true;
+        w.version += 1;
+        w.event = true;
+    });
+    let written_back: Change = Box::new(move |w, _| {
+        w.unmapped = false;
+        w.extents = vec![grown];
+    });
+    let mut sim = sim(
+        &[a],
+        vec![(2_000, appended), (4_200, written_back), (9_000, stop())],
+    );
+    assert_eq!(sim.run().unwrap(), Exit::Stopped);
+    sim.check(&[grown]);
+    let n = sim.daemon.counters;
+    // The first scan, the one after the append, then about one a second
+    // until writeback (2.0 .. 5.x s): not one per cycle, and none after.
+    assert!((4..=6).contains(&n.scans), "{n:?}");
 }
 
 #[test]

@@ -9,6 +9,7 @@ use dmfilemapd::engine::{Engine, EngineError, Outcome};
 use dmfilemapd::extent::Extent;
 use dmfilemapd::fake::{FakeDm, DMSTATS_PROGRAM};
 use dmfilemapd::stats::{Descriptor, Dialect, Region};
+use dmfilemapd::testing::ext;
 
 const P: &str = DMSTATS_PROGRAM;
 
@@ -70,9 +71,74 @@ fn growth_keeps_existing_regions() {
 fn last_extent_grows_in_place() {
     let mut engine = setup(&extents_at(&[(0, 8), (1, 8)]));
     let s = updated(sync(&mut engine, &extents_at(&[(0, 8), (1, 16)])));
-    // list, create, list for a rival, the list of the dropped region on
-    // it, the descriptor, delete.
-    assert_eq!((s.kept, s.created, s.deleted, s.messages), (1, 1, 1, 6));
+    // The grown extent keeps its region (and counters); its new part gets
+    // one: list, create, list again, set_aux.
+    assert_eq!((s.kept, s.created, s.deleted, s.messages), (2, 1, 0, 4));
+}
+
+#[test]
+fn growth_past_the_budget_folds_young_tiles() {
+    let mut engine = setup(&[ext(0, 8)]);
+    engine.set_budget(3);
+    // Three growth steps: one tile each, no counter read.
+    for n in 2..=4 {
+        let s = updated(sync(&mut engine, &[ext(0, 8 * n)]));
+        assert_eq!((s.created, s.deleted, s.folded), (1, 0, 0));
+    }
+    assert!(engine
+        .dev
+        .log
+        .iter()
+        .all(|m| !m.starts_with("@stats_print")));
+    let before: Vec<u64> = engine.dev.regions.keys().copied().collect();
+    assert_eq!(before, [0, 1, 2, 3]);
+    // Old tiles were read a lot, the youngest little.
+    for (id, reads) in [(0, 900), (1, 800), (2, 700), (3, 5)] {
+        engine.dev.reads.insert(id, reads);
+    }
+    let s = updated(sync(&mut engine, &[ext(0, 40)]));
+    // The young tile takes the new part (a new region: created before the
+    // old one goes); the others keep id and counters.
+    assert_eq!((s.kept, s.created, s.deleted, s.folded), (3, 1, 1, 1));
+    let prints = engine
+        .dev
+        .log
+        .iter()
+        .filter(|m| m.starts_with("@stats_print"))
+        .count();
+    assert_eq!(
+        prints, 4,
+        "one print per kept tile, only when a fold is due"
+    );
+    let tiles: Vec<(u64, Extent)> = engine
+        .dev
+        .regions
+        .values()
+        .map(|r| (r.id, r.extent()))
+        .collect();
+    assert_eq!(
+        tiles,
+        [
+            (0, ext(0, 8)),
+            (1, ext(8, 8)),
+            (2, ext(16, 8)),
+            (4, ext(24, 16))
+        ]
+    );
+    assert_eq!(engine.dev.reads.get(&0), Some(&900));
+}
+
+#[test]
+fn a_group_found_over_the_budget_is_kept_until_it_grows() {
+    let tiles: Vec<Extent> = (0..6).map(|i| ext(i * 8, 8)).collect();
+    let mut dm = FakeDm::new();
+    let g = dm.filemap_group(&tiles, "file", Dialect::Bare);
+    let mut engine = Engine::new(dm, g);
+    engine.set_budget(1);
+    assert_eq!(sync(&mut engine, &[ext(0, 48)]), Outcome::Unchanged);
+    let s = updated(sync(&mut engine, &[ext(0, 56)]));
+    assert_eq!(engine.dev.regions.len(), 2);
+    assert!(s.folded >= 4);
 }
 
 #[test]
@@ -525,7 +591,9 @@ fn messages_of_each_kind_of_update() {
             2,
             2,
         ),
-        ("all replaced by one", extents_at(&[(0, 64)]), 1, 4, 2, 2),
+        // One extent over the leader's: the leader lies inside it and is
+        // kept (a tile), the rest of the extent gets one new region.
+        ("all but the leader replaced by one", extents_at(&[(0, 64)]), 1, 3, 2, 2),
     ];
     for (what, to, created, deleted, lists, set_aux) in cases {
         let mut engine = setup(&start);

@@ -1,21 +1,23 @@
-//! Arbitrary (group regions, extents): the plan's properties, then the
-//! engine carrying it out on the fake kernel with one fault injected.
+//! Arbitrary (group regions, extents): the plan's tiling properties, then
+//! the engine carrying it out on the fake kernel with one fault injected.
 #![no_main]
 use std::collections::BTreeMap;
 
-use dmfilemapd::diff::{check_diff, Member};
+use dmfilemapd::diff::{check_tiling, Member};
 use dmfilemapd::engine::{Engine, EngineError};
+use dmfilemapd::fold::check_fold;
 use dmfilemapd::extent::Extent;
 use dmfilemapd::fake::{FakeDm, Kind, DMSTATS_PROGRAM, FAULT_ERRNOS};
 use dmfilemapd::stats::{Descriptor, Dialect, Region, RegionId};
 use dmfilemapd::testing::{converged, no_orphans, snapshot, untouched};
 use libfuzzer_sys::fuzz_target;
 
-/// Few places and lengths, so that members and extents often coincide.
+/// Few places and lengths, so that members and extents often coincide,
+/// nest, overlap and touch.
 fn extent(a: u8, b: u8) -> Extent {
     Extent {
-        start: u64::from(a % 32) * 8,
-        len: 1 + u64::from(b % 4) * 4,
+        start: u64::from(a % 32) * 4,
+        len: 1 + u64::from(b % 8) * 4,
     }
 }
 
@@ -128,6 +130,10 @@ fn run_engine(members: &[Member], extents: &[Extent], rest: &[u8]) {
 
 fuzz_target!(|data: &[u8]| {
     let (members, extents, rest) = decode(data);
-    check_diff(&members, &extents);
+    check_tiling(&members, &extents);
+    // Folds within a small budget, counters drawn from the input.
+    let budget = rest.get(3).map_or(0, |b| usize::from(b % 8));
+    let salt = rest.get(4).map_or(0, |&b| u64::from(b));
+    check_fold(&members, &extents, budget, &|id| (id * 31 + salt) % 17);
     run_engine(&members, &extents, rest);
 });

@@ -195,10 +195,10 @@ file_extents() {
 # check_group DEV ALIAS FILE: one comparison of the group named ALIAS on DEV
 # with the file's extents. Silent and true when they match; otherwise prints why.
 # Checks: one group has the alias; its descriptor sits on its lowest member;
-# every member exists; no other region of ours carries a descriptor; members
-# (start+len) equal the merged extents as sets, without duplicates; no region
-# of the group's program_id with empty aux or our mark lies outside every
-# group (stray), but the ids in CG_IGNORE (regions made by hand).
+# every member exists; no other region of ours carries a descriptor; the
+# members tile the merged extents (see check_tiling); no region of the
+# group's program_id with empty aux or our mark lies outside every group
+# (stray), but the ids in CG_IGNORE (regions made by hand).
 check_group() {
     local dev alias file
     dev=$1 alias=$2 file=$3
@@ -266,11 +266,14 @@ check_group() {
             if (lowest != found + 0) { print "descriptor on " found " but lowest member is " lowest; bad = 1 }
             for (r in have) {
                 if (have[r] > 1) { print "region " r " appears " have[r] " times"; bad = 1 }
-                if (!noext && !(r in ext)) { missing_e = missing_e " " r; bad = 1 }
             }
-            for (r in ext) if (!noext && !(r in have)) { missing_r = missing_r " " r; bad = 1 }
-            if (missing_e != "") print "regions not matching any extent:" substr(missing_e, 1, 300)
-            if (missing_r != "") print "extents without a region:" substr(missing_r, 1, 300)
+            # The member ranges, for check_tiling.
+            printf "" > "/tmp/cg.ranges"
+            printf "" > "/tmp/cg.regions"
+            for (k in m) if ((k + 0) in ids) {
+                print range[k + 0] > "/tmp/cg.ranges"
+                print (k + 0), range[k + 0] > "/tmp/cg.regions"
+            }
             for (k in ids) {
                 if (prog[k] == prog[found] && !(k in ingroup) && index(ignore, " " k " ") == 0 &&
                     (auxof[k] == "-" || auxof[k] == "" || auxof[k] ~ /^-dmfilemapd:/)) {
@@ -280,7 +283,39 @@ check_group() {
             if (stray != "") print "stray regions outside any group:" substr(stray, 1, 300)
             if (!bad) print "members " gmem[found] > "/tmp/cg.members"
             exit bad
-        }' /tmp/cg.list
+        }' /tmp/cg.list || return 1
+    [ "${CG_NOEXT:-0}" = 1 ] || [ ! -s /tmp/cg.ext ] || check_tiling /tmp/cg.ext /tmp/cg.ranges
+}
+
+# check_tiling EXTENTS REGIONS: files of "start+len" lines. True when the
+# regions tile the extents: pairwise disjoint, each inside one extent, and
+# their union the union of the extents (a region lying wholly inside an
+# extent is kept whatever its length, so a grown extent holds several).
+# Otherwise prints why.
+check_tiling() {
+    { sed 's/^/0 /' "$1"; sed 's/^/1 /' "$2"; } |
+        awk '{ split($2, a, "+"); print a[1] + 0, a[1] + a[2], $1 }' |
+        sort -n -k1,1 -k3,3 |
+        awk '
+            # Sorted by start, extents (kind 0) before regions (kind 1).
+            $3 == 0 {
+                if ($1 < eend) { print "extents overlap at " $1; bad = 1 }
+                es = $1; eend = $2; elen += $2 - $1; next
+            }
+            {
+                r = $1 "+" ($2 - $1)
+                if ($1 < rend) { overlap = overlap " " r; bad = 1 }
+                if ($1 < es || $2 > eend) { outside = outside " " r; bad = 1 }
+                if ($2 > rend) rend = $2
+                rlen += $2 - $1; nr++
+            }
+            END {
+                if (overlap != "") print "regions overlapping another:" substr(overlap, 1, 300)
+                if (outside != "") print "regions not inside one extent:" substr(outside, 1, 300)
+                if (rlen != elen) { print "regions cover " rlen " sectors, extents " elen; bad = 1 }
+                print nr > "/tmp/cg.nregions"
+                exit bad
+            }'
 }
 
 # expect_group DEV ALIAS FILE: polls check_group for up to $SETTLE seconds.
@@ -299,7 +334,7 @@ expect_group() {
         sleep 0.1
         i=$((i + 1))
     done
-    note "group \"$2\" matches $(wc -l < /tmp/cg.ext) extents after ~$((i / 10)).$((i % 10)) s"
+    note "group \"$2\" tiles $(wc -l < /tmp/cg.ext) extents with $(cat /tmp/cg.nregions 2>/dev/null) regions after ~$((i / 10)).$((i % 10)) s"
 }
 
 # A descriptor naming ALIAS is on DEV.
@@ -314,6 +349,92 @@ expect_no_group() {
         sleep 0.1
         i=$((i + 1))
     done
+}
+
+# The group's regions after a successful check_group, "id start+len" a
+# line, by start.
+group_regions() { sort -n -t' ' -k2,2 /tmp/cg.regions; }
+
+# region_reads DEV ID: reads counted by region ID (summed over its areas).
+region_reads() {
+    dmsetup message "$1" 0 "@stats_print $2" | awk '{ n += $2 } END { print n + 0 }'
+}
+
+# expect_kept BEFORE: after a successful check_group, every region listed in
+# the file BEFORE ("id start+len" lines) that lies wholly inside one of the
+# file's extents is still a member, with the same id and range.
+expect_kept() {
+    awk -v before="$1" '
+        FILENAME == "/tmp/cg.ext" { split($1, a, "+"); es[++n] = a[1] + 0; ee[n] = a[1] + a[2]; next }
+        { now[$1 " " $2] = 1 }
+        END {
+            while ((getline line < before) > 0) {
+                split(line, f, " "); split(f[2], r, "+")
+                s = r[1] + 0; e = r[1] + r[2]
+                for (i = 1; i <= n; i++) if (es[i] <= s && e <= ee[i] && !((f[1] " " f[2]) in now)) lost = lost " " line
+            }
+            if (lost != "") { print "regions inside an extent not kept:" substr(lost, 1, 300); exit 1 }
+        }' /tmp/cg.ext /tmp/cg.regions || fail "a region inside an extent lost its id"
+}
+
+# Direct I/O, bypassing the page cache so that every request reaches dm-stats.
+append_direct() { run xfs_io -d -c "pwrite -q -S 0x61 -b $3 $2 $3" "$1"; }
+read_direct() { xfs_io -d -r -c "pread -q -b 1m 0 $(stat -c %s "$1")" "$1" || fail "read of $1 failed"; }
+
+# The file grows in direct-write steps after being read: the regions tile
+# the file after each step, and the first region keeps its id, range and
+# read counter.
+body_tile_growth() {
+    local fs f pid step id range reads now
+    fs=$1
+    f=/mnt/$fs/tiles
+    write_mib "$f" 1
+    map "$f" > /dev/null
+    pid=$(one_daemon) || exit 1
+    expect_group "$fs" tiles "$f"
+    read_direct "$f"
+    set -- $(group_regions | head -n 1)
+    id=$1 range=$2
+    reads=$(region_reads "$fs" "$id")
+    [ "$reads" -gt 0 ] || fail "region $id counted no read of the file"
+    step=0
+    while [ $step -lt 6 ]; do
+        group_regions > /tmp/tg.before
+        append_direct "$f" $((1048576 + step * 262144)) 262144
+        expect_group "$fs" tiles "$f"
+        expect_kept /tmp/tg.before
+        step=$((step + 1))
+    done
+    region_line "$fs" "$id" | grep -q "^$id: $range " || fail "region $id ($range) gone after growth: $(stats_list "$fs" | head -c 400)"
+    now=$(region_reads "$fs" "$id")
+    [ "$now" -ge "$reads" ] || fail "region $id lost its counters: $reads reads, now $now"
+    note "region $id ($range) kept $now reads over 6 growth steps; $(cat /tmp/cg.nregions) regions for $(wc -l < /tmp/cg.ext) extents"
+    alive "$pid" || fail "daemon exited"
+}
+
+# Grown in steps (so an extent holds several tiles), then cut inside a tile:
+# the tiles inside what remains keep their ids, the file is tiled.
+body_tile_shrink() {
+    local fs f pid step size
+    fs=$1
+    f=/mnt/$fs/tshrink
+    write_mib "$f" 1
+    map "$f" > /dev/null
+    pid=$(one_daemon) || exit 1
+    expect_group "$fs" tshrink "$f"
+    step=0
+    while [ $step -lt 4 ]; do
+        append_direct "$f" $((1048576 + step * 262144)) 262144
+        expect_group "$fs" tshrink "$f"
+        step=$((step + 1))
+    done
+    for size in 1900K 1300K 1M 300K; do
+        group_regions > /tmp/ts.before
+        run truncate -s "$size" "$f"
+        expect_group "$fs" tshrink "$f"
+        expect_kept /tmp/ts.before
+    done
+    alive "$pid" || fail "daemon exited"
 }
 
 # --- files ---------------------------------------------------------------

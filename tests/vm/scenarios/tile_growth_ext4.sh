@@ -1,0 +1,1 @@
+body_tile_growth ext4
