@@ -29,7 +29,7 @@ fn check_histogram(h: &Histogram) {
         histogram: h.bounds.clone(),
     };
     let msg =
-        msg_create(Extent { start: 0, len: 8 }, &template).expect("a histogram is plain ASCII");
+        msg_create(Extent { start: 0, len: 8 }, &template, "").expect("a histogram is plain ASCII");
     let mut dm = FakeDm::new();
     use dmfilemapd::device::Device;
     dm.message(&msg).expect("the kernel takes what we send");
