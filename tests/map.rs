@@ -603,3 +603,32 @@ impl Device for Interleaved {
         reply
     }
 }
+
+/// Another program deletes its region at id 0 while `map` runs: the next
+/// region takes id 0, the descriptor moves down to it, and the old leader
+/// is left a plain member, as dmstats' are.
+#[test]
+fn map_moves_the_descriptor_to_a_lower_id() {
+    struct Freeing {
+        dm: FakeDm,
+        sent: usize,
+    }
+    impl Device for Freeing {
+        fn message(&mut self, msg: &str) -> Result<String, DeviceError> {
+            self.sent += 1;
+            if self.sent == 4 {
+                self.dm.regions.remove(&0);
+            }
+            self.dm.message(msg)
+        }
+    }
+    let extents = long_file(BATCH as u64 + 3);
+    let mut dm = FakeDm::new();
+    dm.seed(ext(1 << 30, 8), "other", "-");
+    let mut dev = Freeing { dm, sent: 0 };
+    let made = create_group(&mut dev, &extents, &spec("f"), &never).unwrap();
+    assert_eq!(made.group_id, 0);
+    converged(&dev.dm, 0, &extents);
+    no_orphans(&dev.dm, P, &[0]);
+    assert_eq!(dev.dm.regions[&1].aux_data, "-");
+}
