@@ -19,3 +19,10 @@ pub enum DeviceError {
     #[error("reply does not fit in {0} bytes")]
     ReplyTooLarge(usize),
 }
+
+/// A borrowed device is a device: `map` drives the engine on its caller's.
+impl<D: Device + ?Sized> Device for &mut D {
+    fn message(&mut self, msg: &str) -> Result<String, DeviceError> {
+        (**self).message(msg)
+    }
+}

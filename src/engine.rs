@@ -653,6 +653,20 @@ impl<D: Device> Engine<D> {
     /// in batches as [`Engine::sync`] drops them, down to the lowest, which
     /// goes last with the descriptor.
     pub fn remove(&mut self) -> Result<Summary, EngineError> {
+        self.remove_in(false).map(|(summary, _)| summary)
+    }
+
+    /// One step of [`Engine::remove`] from a fresh look: one batch of
+    /// members, or the leader when the look shows it alone. Returns whether
+    /// the group is gone. For `unmap`, which looks before every step so
+    /// that members a daemon re-creates meanwhile go too.
+    pub fn remove_step(&mut self) -> Result<(Summary, bool), EngineError> {
+        self.remove_in(true)
+    }
+
+    /// Every batch of members and then the leader, or (`one_step`) the
+    /// first batch only, if there is one.
+    fn remove_in(&mut self, one_step: bool) -> Result<(Summary, bool), EngineError> {
         let sent = self.sent;
         let (group, adopted) = self.start()?;
         self.probe = None;
@@ -661,7 +675,9 @@ impl<D: Device> Engine<D> {
         let mut all: Vec<&Region> = group.members.iter().chain(&adopted).collect();
         all.sort_unstable_by_key(|r| r.id);
         let mut summary = Summary::default();
-        for drop in all[1..].chunks(BATCH) {
+        let left = one_step && all.len() > 1;
+        let steps = if one_step { 1 } else { usize::MAX };
+        for drop in all[1..].chunks(BATCH).take(steps) {
             let done = self
                 .publish(&mut ours, &mut named, &[], drop)
                 .and_then(|carrier| self.drop_batch(&mut ours, &named, drop, carrier));
@@ -669,6 +685,9 @@ impl<D: Device> Engine<D> {
                 return Err(self.fail(&mut ours, e));
             }
             summary.deleted += drop.len();
+        }
+        if left {
+            return Ok((summary.sent_since(sent, self.sent), false));
         }
         let last = all[0].id;
         let done = self
@@ -680,7 +699,7 @@ impl<D: Device> Engine<D> {
         }
         ours.aux.remove(&last);
         summary.deleted += 1;
-        Ok(summary.sent_since(sent, self.sent))
+        Ok((summary.sent_since(sent, self.sent), true))
     }
 
     /// The I/Os each of `ids` has counted, one `@stats_print` each: asked

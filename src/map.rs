@@ -2,35 +2,42 @@
 //! `dmstats create --filemap` makes one, find the group of a file, and
 //! delete a group. Generic over [`Device`], so tests run on the fake.
 //!
-//! A new group is what dmstats makes: one region per merged extent in file
-//! order, step `/1`, program id `dmstats`, empty aux data, the options on
-//! every region, then the descriptor on the lowest id (one
-//! `@stats_set_aux`). Until that descriptor is written the regions belong
-//! to no group, so any failure (or a stop) before it deletes them again.
+//! Both keep the engine's rule for a SIGKILL at any instant (see
+//! [`crate::engine`], [`crate::mark`]): at most [`BATCH`] regions of ours
+//! outside the group, no descriptor naming a missing region, and what a
+//! kill leaves is settled by the next `unmap` of the group or daemon on it.
 //!
-//! Deleting keeps the group readable at every step, should the process be
-//! killed half-way: members go highest id first, in chunks; after each
-//! chunk the descriptor is rewritten to name only the regions still there;
-//! the leader goes last. So an interruption leaves a smaller, valid group
-//! (the descriptor names at most one chunk of deleted ids, which every
-//! reader skips: libdm with a warning, the engine by dropping them), never
-//! a region outside any group. Deleting the leader first would strand the
-//! members; shrinking the descriptor before deleting would too.
+//! A new group is what dmstats makes: one region per merged extent in file
+//! order, step `/1`, program id `dmstats`, the options on every region, the
+//! descriptor on the lowest id. It grows as the engine grows a group: the
+//! first region, then its descriptor (a group of one), then steps of up to
+//! [`BATCH`] creates each followed by one descriptor write naming them
+//! (N + 1 + N/32 messages for N extents). Each region carries, from its
+//! `@stats_create`, the mark of the descriptor standing when it was made
+//! (`-dmfilemapd:made:<fingerprint>`), which libdm reads as empty aux data
+//! as it reads dmstats' `-`: so a kill mid-step leaves regions the next
+//! unmap or daemon adopts, and a region made by hand is never taken for
+//! one. The first region's mark is that of no descriptor (`fingerprint("")`):
+//! a kill before the first descriptor write leaves it alone, outside any
+//! group, and recognisable. A failure or a stop deletes the part made.
+//!
+//! Deleting is the engine's own removal ([`Engine::remove_step`]): from a
+//! fresh list each step, one batch of members leaves the descriptor (its
+//! list on a carrier region first) and is deleted; the leader goes last,
+//! right after a list that shows it alone. Looking before each step
+//! deletes members a daemon following the group re-creates meanwhile.
 
 use crate::bounds::Histogram;
 use crate::device::{Device, DeviceError};
 use crate::diff::{self, Member};
+use crate::engine::{Engine, EngineError};
 use crate::extent::Extent;
 use crate::group::{self, Group, List, NotAGroup};
+use crate::mark::{fingerprint, Mark, BATCH};
 use crate::stats::{self, AliasError, Descriptor, MessageError, Region, RegionId};
 
 /// The program id dmstats gives the regions of a filemap group.
 pub const PROGRAM_ID: &str = "dmstats";
-
-/// Members deleted between two rewrites of the descriptor: bounds what an
-/// interruption leaves named but gone, and keeps a large group's delete
-/// from costing a descriptor per region.
-pub const DELETE_CHUNK: usize = 64;
 
 /// The group `map` makes.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -51,6 +58,9 @@ pub struct Created {
 pub struct Deleted {
     pub regions: usize,
     pub messages: usize,
+    /// What the engine worked around (regions a stopped `map`, `unmap` or
+    /// daemon left, members someone else deleted), one line each.
+    pub warnings: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -73,15 +83,30 @@ pub enum MapError {
         #[source]
         source: NotAGroup,
     },
-    /// Cleaning up after `cause` failed too.
+    /// Deleting a group failed part way; the engine left it consistent
+    /// (or says why not).
+    #[error(transparent)]
+    Engine(EngineError),
+    /// Cleaning up after `cause` failed too: the first region, before it
+    /// had a descriptor.
     #[error("{cause}; regions {left} could not be deleted")]
     Leftover { cause: Box<MapError>, left: String },
-    #[error("{cause}; rewriting the descriptor of group {group} failed too: {repair}")]
-    Unrepaired {
+    /// Deleting the part of the group made before `cause` failed too.
+    #[error("{cause}; deleting the part made (group {group}) failed too: {undo}")]
+    Abandoned {
         cause: Box<MapError>,
         group: RegionId,
-        repair: Box<MapError>,
+        undo: Box<MapError>,
     },
+}
+
+impl From<EngineError> for MapError {
+    fn from(e: EngineError) -> Self {
+        match e {
+            EngineError::NotAGroup { id, reason } => MapError::NotAGroup { id, source: reason },
+            e => MapError::Engine(e),
+        }
+    }
 }
 
 /// Why no single group was found for a file.
@@ -113,17 +138,26 @@ fn list_all<D: Device>(dev: &mut D, sent: &mut usize) -> Result<List, MapError> 
     Ok(group::by_id(stats::parse_list(&reply).0))
 }
 
+/// The mark of `map`'s first region, made before any descriptor stood.
+pub fn first_mark() -> String {
+    Mark::Made {
+        under: fingerprint(""),
+    }
+    .format()
+}
+
 /// Make the group of a file whose merged extents are `extents` (in file
-/// order). `stop` is polled between creates; a stop deletes what was made.
+/// order), in the steps of the module's comment. `stop` is polled between
+/// creates; a stop deletes what was made.
 pub fn create_group<D: Device>(
     dev: &mut D,
     extents: &[Extent],
     spec: &NewGroup,
     stop: &dyn Fn() -> bool,
 ) -> Result<Created, MapError> {
-    if extents.is_empty() {
+    let Some((&first, rest)) = extents.split_first() else {
         return Err(MapError::NoExtents);
-    }
+    };
     // Refused before anything exists.
     Descriptor::for_new_group(&spec.alias, vec![0])?;
     let template = Region {
@@ -137,32 +171,55 @@ pub fn create_group<D: Device>(
         histogram: spec.histogram.bounds.clone(),
     };
     let mut sent = 0;
-    let mut ids: Vec<RegionId> = Vec::with_capacity(extents.len());
-    for &extent in extents {
-        let made = if stop() {
-            Err(MapError::Stopped)
-        } else {
-            create(dev, &mut sent, extent, &template)
+    if stop() {
+        return Err(MapError::Stopped);
+    }
+    let leader = create(dev, &mut sent, first, &template, &first_mark())?;
+    let mut members = vec![leader];
+    let mut standing = match publish(dev, &mut sent, &spec.alias, &members) {
+        Ok(text) => text,
+        Err(e) => return Err(undo(dev, leader, e)),
+    };
+    for step in rest.chunks(BATCH) {
+        let mark = Mark::Made {
+            under: fingerprint(&standing),
+        }
+        .format();
+        let old_leader = members[0];
+        for &extent in step {
+            let made = if stop() {
+                Err(MapError::Stopped)
+            } else {
+                create(dev, &mut sent, extent, &template, &mark)
+            };
+            match made {
+                Ok(id) => members.push(id),
+                // What this step made carries the standing descriptor's
+                // mark: the removal adopts it with the group.
+                Err(e) => return Err(abandon(dev, old_leader, e)),
+            }
+        }
+        members.sort_unstable();
+        members.dedup();
+        standing = match publish(dev, &mut sent, &spec.alias, &members) {
+            Ok(text) => text,
+            Err(e) => return Err(abandon(dev, old_leader, e)),
         };
-        match made {
-            Ok(id) => ids.push(id),
-            Err(e) => return Err(undo(dev, &ids, e)),
+        // A lower id came free (another program deleted a region): the
+        // descriptor moved down, and the old leader becomes a plain member
+        // as dmstats' are.
+        if members[0] != old_leader {
+            let stripped = stats::msg_set_aux(old_leader, "-")
+                .map_err(MapError::from)
+                .and_then(|msg| send(dev, &mut sent, msg));
+            if let Err(e) = stripped {
+                return Err(abandon(dev, members[0], e));
+            }
         }
     }
-    let mut members = ids.clone();
-    members.sort_unstable();
-    members.dedup();
-    let leader = members[0];
-    let desc = Descriptor::for_new_group(&spec.alias, members)?;
-    let written = stats::msg_set_aux(leader, &desc.format())
-        .map_err(MapError::from)
-        .and_then(|msg| send(dev, &mut sent, msg));
-    if let Err(e) = written {
-        return Err(undo(dev, &ids, e));
-    }
     Ok(Created {
-        group_id: leader,
-        regions: ids.len(),
+        group_id: members[0],
+        regions: extents.len(),
     })
 }
 
@@ -171,29 +228,46 @@ fn create<D: Device>(
     sent: &mut usize,
     extent: Extent,
     template: &Region,
+    mark: &str,
 ) -> Result<RegionId, MapError> {
-    let msg = stats::msg_create(extent, template, "")?;
+    let msg = stats::msg_create(extent, template, mark)?;
     let reply = send(dev, sent, msg.clone())?;
     stats::parse_create_reply(&reply).ok_or(MapError::BadReply { msg, reply })
 }
 
-/// Delete the regions made so far (in no group yet), newest first.
-fn undo<D: Device>(dev: &mut D, ids: &[RegionId], cause: MapError) -> MapError {
-    let mut sent = 0;
-    let left: Vec<RegionId> = ids
-        .iter()
-        .rev()
-        .copied()
-        .filter(|&id| delete(dev, &mut sent, id).is_err())
-        .collect();
-    if left.is_empty() {
-        return cause;
+/// The descriptor of a new group naming `members` (sorted), on the lowest.
+/// Returns its text.
+fn publish<D: Device>(
+    dev: &mut D,
+    sent: &mut usize,
+    alias: &str,
+    members: &[RegionId],
+) -> Result<String, MapError> {
+    let text = Descriptor::for_new_group(alias, members.to_vec())?.format();
+    send(dev, sent, stats::msg_set_aux(members[0], &text)?)?;
+    Ok(text)
+}
+
+/// Delete the first region, made before any descriptor.
+fn undo<D: Device>(dev: &mut D, id: RegionId, cause: MapError) -> MapError {
+    match delete(dev, &mut 0, id) {
+        Ok(()) => cause,
+        Err(_) => MapError::Leftover {
+            cause: Box::new(cause),
+            left: id.to_string(),
+        },
     }
-    let mut left = left;
-    left.sort_unstable();
-    MapError::Leftover {
-        cause: Box::new(cause),
-        left: stats::format_members(&left),
+}
+
+/// Delete the part of the group made so far, with what its last step made.
+fn abandon<D: Device>(dev: &mut D, group: RegionId, cause: MapError) -> MapError {
+    match delete_group(dev, group) {
+        Ok(_) => cause,
+        Err(undo) => MapError::Abandoned {
+            cause: Box::new(cause),
+            group,
+            undo: Box::new(undo),
+        },
     }
 }
 
@@ -245,127 +319,55 @@ pub fn find_group(list: &List, extents: &[Extent]) -> Result<RegionId, FindError
     }
 }
 
-/// Delete group `group_id`: every member and its descriptor, in the order
-/// of the module's comment. Each chunk starts from a fresh list, so a
-/// member added meanwhile (a daemon re-creating what it saw deleted, before
-/// it notices the group is going) is deleted too, and the leader goes right
-/// after a list that shows it alone. A failure rewrites the descriptor to
-/// name the members still there before it is reported.
-pub fn delete_group<D: Device>(dev: &mut D, group_id: RegionId) -> Result<Deleted, MapError> {
-    let mut sent = 0;
-    let mut deleted = 0;
-    let mut template: Option<Descriptor> = None;
-    loop {
-        let list = match list_all(dev, &mut sent) {
-            Ok(list) => list,
-            Err(e) => return Err(failed(dev, template.as_ref(), group_id, e)),
-        };
-        let group = match group::read_group(group_id, &list) {
-            Ok(group) => group,
-            Err(source) => {
-                let e = MapError::NotAGroup {
-                    id: group_id,
-                    source,
-                };
-                return Err(match &template {
-                    None => e,
-                    // Moved to a new leader under us, or deleted by another.
-                    Some(t) => failed(dev, Some(t), group_id, e),
-                });
-            }
-        };
-        let desc = &group.descriptor;
-        template = Some(desc.clone());
-        let ids: Vec<RegionId> = group.members.iter().map(|r| r.id).collect();
-        let step = if ids.len() == 1 {
-            delete(dev, &mut sent, group_id).map(|()| deleted += 1)
-        } else {
-            let keep = ids.len().saturating_sub(DELETE_CHUNK).max(1);
-            ids[keep..]
-                .iter()
-                .rev()
-                .try_for_each(|&id| delete(dev, &mut sent, id).map(|()| deleted += 1))
-                .and_then(|()| rewrite(dev, &mut sent, desc, &ids[..keep]))
-        };
-        match step {
-            Ok(()) if ids.len() == 1 => {
-                return Ok(Deleted {
-                    regions: deleted,
-                    messages: sent,
-                })
-            }
-            Ok(()) => {}
-            Err(e) => return Err(failed(dev, Some(desc), group_id, e)),
-        }
-    }
-}
-
-fn failed<D: Device>(
-    dev: &mut D,
-    template: Option<&Descriptor>,
-    group_id: RegionId,
-    cause: MapError,
-) -> MapError {
-    match template {
-        Some(t) => repair(dev, t, group_id, cause),
-        None => cause,
-    }
-}
-
-/// The descriptor naming `members` (the leader first), alias and user data
-/// as they were.
-fn rewrite<D: Device>(
-    dev: &mut D,
-    sent: &mut usize,
-    template: &Descriptor,
-    members: &[RegionId],
-) -> Result<(), MapError> {
-    let desc = Descriptor {
-        members: members.to_vec(),
-        ..template.clone()
+/// The first region of a `map` killed before its first descriptor write:
+/// outside every group, over the file's first extent, carrying
+/// [`first_mark`] (so never a region made by hand). `unmap FILE` deletes
+/// it when no group maps the file.
+pub fn strays(list: &List, extents: &[Extent]) -> Vec<RegionId> {
+    let Some(&first) = extents.first() else {
+        return Vec::new();
     };
-    send(dev, sent, stats::msg_set_aux(members[0], &desc.format())?)?;
-    Ok(())
+    let named: std::collections::BTreeSet<RegionId> = list
+        .values()
+        .filter_map(group::leading)
+        .flat_map(|d| d.members)
+        .collect();
+    let mark = first_mark();
+    list.values()
+        .filter(|r| r.program_id == PROGRAM_ID && r.aux_data == mark && r.extent() == first)
+        .filter(|r| !named.contains(&r.id))
+        .map(|r| r.id)
+        .collect()
 }
 
-/// After a failed delete: name exactly the members that still exist.
-fn repair<D: Device>(
-    dev: &mut D,
-    template: &Descriptor,
-    group_id: RegionId,
-    cause: MapError,
-) -> MapError {
-    let mut sent = 0;
-    let fixed = list_all(dev, &mut sent).and_then(|list| {
-        let exists: Vec<RegionId> = template
-            .members
-            .iter()
-            .copied()
-            .filter(|m| list.contains_key(m))
-            .collect();
-        let leader = list.get(&group_id);
-        match leader {
-            // Gone with the leader: nothing of the group is left to name.
-            None => Ok(()),
-            Some(l) => {
-                let desc = Descriptor {
-                    members: exists.clone(),
-                    ..template.clone()
-                };
-                if l.aux_data == desc.format() {
-                    Ok(())
-                } else {
-                    rewrite(dev, &mut sent, template, &exists)
-                }
-            }
+/// Delete `ids` (from [`strays`]).
+pub fn delete_strays<D: Device>(dev: &mut D, ids: &[RegionId]) -> Result<Deleted, MapError> {
+    let mut done = Deleted::default();
+    for &id in ids {
+        delete(dev, &mut done.messages, id)?;
+        done.regions += 1;
+        done.warnings.push(format!(
+            "region {id} was left by a `map` stopped before its group's first descriptor: deleted"
+        ));
+    }
+    Ok(done)
+}
+
+/// Delete group `group_id` with the engine's removal, one step per fresh
+/// list (see the module's comment), settling first what a stopped `map`,
+/// `unmap` or daemon left outside it. A failure leaves the group
+/// consistent, smaller, for a second `unmap` to finish.
+pub fn delete_group<D: Device>(dev: &mut D, group_id: RegionId) -> Result<Deleted, MapError> {
+    let mut engine = Engine::new(dev, group_id);
+    let mut done = Deleted::default();
+    loop {
+        let step = engine.remove_step();
+        done.warnings.extend(engine.take_warnings());
+        let (summary, gone) = step?;
+        done.regions += summary.deleted;
+        if gone {
+            done.messages = engine.messages();
+            return Ok(done);
         }
-    });
-    match fixed {
-        Ok(()) => cause,
-        Err(repair) => MapError::Unrepaired {
-            cause: Box::new(cause),
-            group: group_id,
-            repair: Box::new(repair),
-        },
     }
 }

@@ -11,9 +11,9 @@ use std::path::PathBuf;
 
 use crate::cli::{MapArgs, UnmapArgs};
 use crate::dm::{self, DmDevice};
-use crate::map::{self, Created, Deleted, NewGroup};
+use crate::map::{self, Created, Deleted, FindError, NewGroup};
 use crate::stats::RegionId;
-use crate::{start, verbose, Error};
+use crate::{start, verbose, warn, Error};
 
 /// A group `map` made, and the file it maps.
 pub struct Mapped {
@@ -76,14 +76,31 @@ pub fn unmap(args: &UnmapArgs) -> Result<(RegionId, Deleted), Error> {
                 what: what.clone(),
                 source,
             })?;
-            let id = map::find_group(&list, &checked.extents).map_err(|source| Error::Find {
-                what: what.clone(),
-                source,
-            })?;
+            let id = match map::find_group(&list, &checked.extents) {
+                Ok(id) => id,
+                Err(source) => {
+                    // No group, but perhaps what a `map` killed before its
+                    // first descriptor left.
+                    let strays = map::strays(&list, &checked.extents);
+                    let Some(&first) = strays.first().filter(|_| source == FindError::NoMatch)
+                    else {
+                        return Err(Error::Find { what, source });
+                    };
+                    let done = map::delete_strays(&mut device, &strays)
+                        .map_err(|source| Error::Map { what, source })?;
+                    for w in &done.warnings {
+                        warn!("{w}");
+                    }
+                    return Ok((first, done));
+                }
+            };
             (device, id)
         }
     };
     let done = map::delete_group(&mut device, id).map_err(|source| Error::Map { what, source })?;
+    for w in &done.warnings {
+        warn!("{w}");
+    }
     Ok((id, done))
 }
 

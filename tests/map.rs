@@ -6,6 +6,7 @@
 mod common;
 
 use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
 
 use common::*;
@@ -14,10 +15,13 @@ use dmfilemapd::device::{Device, DeviceError};
 use dmfilemapd::engine::{Engine, Outcome};
 use dmfilemapd::extent::Extent;
 use dmfilemapd::fake::{FakeDm, Kind, DMSTATS_PROGRAM, FAULT_ERRNOS};
+use dmfilemapd::group::leading;
 use dmfilemapd::map::{
-    create_group, delete_group, find_group, Created, FindError, MapError, NewGroup, DELETE_CHUNK,
+    create_group, delete_group, delete_strays, find_group, first_mark, strays, Created, FindError,
+    MapError, NewGroup,
 };
-use dmfilemapd::stats::{Descriptor, Dialect, RegionId};
+use dmfilemapd::mark::{fingerprint, Mark, BATCH};
+use dmfilemapd::stats::{Descriptor, Dialect, Region, RegionId};
 
 const P: &str = DMSTATS_PROGRAM;
 
@@ -72,14 +76,33 @@ fn map_makes_what_dmstats_makes() {
                 regions: 4
             }
         );
-        assert_eq!(ours.regions, theirs.regions, "{alias:?}");
-        // One create per extent in file order, then one descriptor.
-        assert_eq!(ours.log.len(), 5);
-        assert!(ours.log[..4].iter().all(|m| m.starts_with("@stats_create ")
-            && m.contains(" /1 ")
-            && m.ends_with(" dmstats -")));
+        // The members carry the mark of the group of one they joined,
+        // which libdm reads as dmstats' `-`; all else is equal.
+        let first = ours.regions[&g].aux_data.clone();
+        let joined = Mark::Made {
+            under: fingerprint(&Descriptor::for_new_group(alias, vec![g]).unwrap().format()),
+        }
+        .format();
+        let mut seen = ours.regions.clone();
+        for r in seen.values_mut().filter(|r| r.program_id == P && r.id != g) {
+            assert_eq!(r.aux_data, joined, "{alias:?}");
+            r.aux_data = "-".into();
+        }
+        assert_eq!(seen, theirs.regions, "{alias:?}");
+        // One create, the group of one; the other creates in file order
+        // (one step), the descriptor naming them.
+        assert_eq!(ours.log.len(), 6);
+        let creates = [&ours.log[0], &ours.log[2], &ours.log[3], &ours.log[4]];
+        assert!(creates
+            .iter()
+            .all(|m| m.starts_with("@stats_create ") && m.contains(" /1 ")));
+        assert!(ours.log[0].ends_with(&format!(" dmstats {}", first_mark())));
+        assert!(ours.log[2..5].iter().all(|m| m.ends_with(&joined)));
         assert!(ours.log[0].starts_with(&format!("@stats_create {}+64 /1", 5 * 2048)));
-        assert!(ours.log[4].starts_with(&format!("@stats_set_aux {g} DMS_GROUP=")));
+        for k in [1, 5] {
+            assert!(ours.log[k].starts_with(&format!("@stats_set_aux {g} DMS_GROUP=")));
+        }
+        assert!(first.starts_with("DMS_GROUP="));
         converged(&ours, g, &file());
         no_orphans(&ours, P, &[g]);
     }
@@ -104,7 +127,7 @@ fn map_refuses_a_file_without_extents_and_a_bad_alias() {
 #[test]
 fn a_fault_at_any_message_of_map_leaves_nothing() {
     for kind in [Kind::Any, Kind::Create, Kind::SetAux] {
-        for nth in 1..=6 {
+        for nth in 1..=8 {
             for errno in FAULT_ERRNOS {
                 let mut dm = busy_device();
                 let before = dm.regions.clone();
@@ -227,22 +250,42 @@ fn unmap_deletes_every_member_and_the_leader_last() {
     let g = dm.filemap_group_with(&file(), "my file", Dialect::Quoted, "user", true, &[5]);
     let keep = dm.filemap_group(&extents_at(&[(30, 8)]), "other file", Dialect::Bare);
     let members = group(&dm, g).0.members;
+    let members_before = dm.regions.clone();
     dm.log.clear();
     let done = delete_group(&mut dm, g).unwrap();
     assert_eq!(done.regions, 4);
     untouched(&dm, &foreign);
     no_orphans(&dm, P, &[keep]);
-    // A list, the members from the top, the descriptor down to the
-    // leader; a list that shows the leader alone, the leader.
-    let mut want = vec!["@stats_list".to_string()];
-    for &m in members[1..].iter().rev() {
-        want.push(format!("@stats_delete {m}"));
-    }
-    want.push(format!(
-        "@stats_set_aux {g} DMS_GROUP=\"my\\ file\":{g}#user"
-    ));
-    want.push("@stats_list".to_string());
-    want.push(format!("@stats_delete {g}"));
+    // A list; the list of the batch on its carrier (the highest), the
+    // descriptor down to the leader, the batch, its carrier last; a list
+    // that shows the leader alone, the leader.
+    let [_, m1, m2, m3] = members[..] else {
+        panic!("{members:?}")
+    };
+    let desc = format!("DMS_GROUP=\"my\\ file\":{g}#user");
+    let carried = dm.log[1]
+        .strip_prefix(&format!("@stats_set_aux {m3} "))
+        .and_then(Mark::parse);
+    let batch = [m1, m2, m3].map(|m| (m, dm_extent(&members_before, m)));
+    assert_eq!(
+        carried,
+        Some(Mark::Dropped {
+            under: fingerprint(&desc.replace("\\ ", " ")),
+            regions: batch.to_vec(),
+        }),
+        "{:?}",
+        dm.log
+    );
+    let want = vec![
+        "@stats_list".to_string(),
+        dm.log[1].clone(),
+        format!("@stats_set_aux {g} {desc}"),
+        format!("@stats_delete {m1}"),
+        format!("@stats_delete {m2}"),
+        format!("@stats_delete {m3}"),
+        format!("@stats_list {P}"),
+        format!("@stats_delete {g}"),
+    ];
     assert_eq!(dm.log, want);
     assert_eq!(done.messages, want.len());
 }
@@ -268,65 +311,186 @@ fn unmap_refuses_what_is_not_a_group() {
     assert_eq!(dm.regions, before);
 }
 
-/// Every state a kill could leave: after each message of an unmap, the
-/// group is valid (its descriptor on its lowest member, every region of
-/// ours named), naming at most one chunk of deleted ids.
-#[test]
-fn unmap_is_consistent_after_every_message() {
-    let n = 2 * DELETE_CHUNK + 5;
-    let extents: Vec<Extent> = (0..n as u64).map(|i| ext(i * 64, 8)).collect();
-    let mut dm = FakeDm::new();
-    let g = dm.filemap_group(&extents, "big", Dialect::Bare);
-    let total = {
-        let mut probe = dm.clone();
-        delete_group(&mut probe, g).unwrap().messages
-    };
-    for cut in 1..total {
-        let mut dev = Cut {
-            dm: dm.clone(),
-            left: cut,
-        };
-        assert!(delete_group(&mut dev, g).is_err());
-        let dm = dev.dm;
-        let ours: Vec<RegionId> = dm.regions.keys().copied().collect();
-        if ours.is_empty() {
-            continue;
-        }
-        let leader = dm.regions[&g].clone();
-        let desc = Descriptor::parse(&leader.aux_data).unwrap().unwrap();
-        assert_eq!(desc.leader(), Some(g), "cut {cut}");
-        for id in &ours {
-            assert!(desc.members.contains(id), "cut {cut}: region {id} stranded");
-        }
-        let gone = desc
-            .members
-            .iter()
-            .filter(|m| !dm.regions.contains_key(m))
-            .count();
-        assert!(gone <= DELETE_CHUNK, "cut {cut}: {gone} named but gone");
-    }
+fn dm_extent(regions: &BTreeMap<RegionId, Region>, id: RegionId) -> Extent {
+    regions[&id].extent()
 }
 
-/// A device that stops answering after `left` messages, as a killed
-/// process stops sending.
-struct Cut {
+/// The fake, and its regions after every message: each a state a SIGKILL
+/// can leave.
+struct Recording {
     dm: FakeDm,
-    left: usize,
+    states: Vec<BTreeMap<RegionId, Region>>,
 }
 
-impl Device for Cut {
+impl Device for Recording {
     fn message(&mut self, msg: &str) -> Result<String, DeviceError> {
-        if self.left == 0 {
-            return Err(DeviceError::Os(rustix::io::Errno::INTR));
-        }
-        self.left -= 1;
-        self.dm.message(msg)
+        let reply = self.dm.message(msg);
+        self.states.push(self.dm.regions.clone());
+        reply
     }
+}
+
+/// Ids the descriptors of program `P` name; panics if one names a missing
+/// region.
+fn named(regions: &BTreeMap<RegionId, Region>, what: &str) -> BTreeSet<RegionId> {
+    let mut named = BTreeSet::new();
+    for r in regions.values().filter(|r| r.program_id == P) {
+        for m in leading(r).map(|d| d.members).unwrap_or_default() {
+            assert!(
+                regions.contains_key(&m),
+                "{what}: {} names missing region {m}",
+                r.id
+            );
+            named.insert(m);
+        }
+    }
+    named
+}
+
+/// Regions of `P` outside every descriptor, but those made by hand.
+fn outside(regions: &BTreeMap<RegionId, Region>, hand: &[RegionId], what: &str) -> Vec<RegionId> {
+    let named = named(regions, what);
+    regions
+        .values()
+        .filter(|r| r.program_id == P && !named.contains(&r.id) && !hand.contains(&r.id))
+        .map(|r| r.id)
+        .collect()
+}
+
+const KILLED: &str = "killed file";
+
+/// A device with another program's region (holding a descriptor that
+/// names none of ours: one that did would keep them from being settled),
+/// and regions made by hand over `extents`' first and middle blocks.
+/// Returns it, the hand-made ids, and what must stay as it is.
+fn with_bystanders(extents: &[Extent]) -> (FakeDm, Vec<RegionId>, BTreeMap<RegionId, Region>) {
+    let mut dm = FakeDm::new();
+    dm.seed(ext(1 << 30, 8), "other", "DMS_GROUP=evil:0,900-909#");
+    let hand = vec![
+        dm.seed(extents[0], P, "-"),
+        dm.seed(extents[extents.len() / 2], P, "-"),
+    ];
+    let foreign = dm.regions.clone();
+    (dm, hand, foreign)
+}
+
+/// What a kill left, then `unmap`: of the group, whichever region holds
+/// its descriptor, or, when none does, of the file (its first region
+/// alone). Nothing of ours may be left, nothing else touched.
+fn unmap_after_kill(
+    state: &BTreeMap<RegionId, Region>,
+    extents: &[Extent],
+    hand: &[RegionId],
+    foreign: &BTreeMap<RegionId, Region>,
+    what: &str,
+) {
+    let out = outside(state, hand, what);
+    assert!(out.len() <= BATCH, "{what}: {} outside the group", out.len());
+    let leaders: Vec<RegionId> = state
+        .values()
+        .filter(|r| leading(r).is_some_and(|d| d.alias == KILLED))
+        .map(|r| r.id)
+        .collect();
+    let mut runs = Vec::new();
+    for gid in &leaders {
+        let mut dm = FakeDm::new();
+        dm.regions = state.clone();
+        delete_group(&mut dm, *gid).unwrap_or_else(|e| panic!("{what}: unmap of {gid}: {e}"));
+        runs.push((format!("{what}, unmap --group {gid}"), dm));
+    }
+    if leaders.is_empty() {
+        let mut dm = FakeDm::new();
+        dm.regions = state.clone();
+        let list = dmfilemapd::map::list(&mut dm).unwrap();
+        assert_eq!(find_group(&list, extents), Err(FindError::NoMatch), "{what}");
+        let ids = strays(&list, extents);
+        assert_eq!(ids, out, "{what}: only the first region, marked");
+        delete_strays(&mut dm, &ids).unwrap();
+        runs.push((format!("{what}, unmap FILE"), dm));
+    }
+    for (what, dm) in runs {
+        let ours: Vec<&Region> = dm
+            .regions
+            .values()
+            .filter(|r| r.program_id == P && !hand.contains(&r.id))
+            .collect();
+        assert!(ours.is_empty(), "{what}: left {ours:#?}");
+        untouched(&dm, foreign);
+    }
+}
+
+/// A file of `n` extents 16 sectors apart, not in start order.
+fn long_file(n: u64) -> Vec<Extent> {
+    let mut extents: Vec<Extent> = (0..n).map(|i| ext((1 << 20) + i * 16, 8)).collect();
+    extents.swap(1, 7);
+    extents
+}
+
+/// SIGKILL after every message of `map`: at most one step outside the
+/// group, no descriptor naming a missing region; `unmap` then leaves
+/// nothing of ours and the regions made by hand over the same blocks.
+#[test]
+fn map_killed_after_any_message() {
+    let extents = long_file(2 * BATCH as u64 + 5);
+    let (dm, hand, foreign) = with_bystanders(&extents);
+    let mut dev = Recording {
+        dm,
+        states: Vec::new(),
+    };
+    let made = create_group(&mut dev, &extents, &spec(KILLED), &never).unwrap();
+    let n = extents.len();
+    // One descriptor write per step of creates, and the first one's.
+    assert_eq!(dev.states.len(), n + 1 + (n - 1).div_ceil(BATCH));
+    converged(&dev.dm, made.group_id, &extents);
+    let mut worst = 0;
+    for (k, state) in dev.states.iter().enumerate() {
+        let what = format!("map killed after message {}", k + 1);
+        worst = worst.max(outside(state, &hand, &what).len());
+        unmap_after_kill(state, &extents, &hand, &foreign, &what);
+        // Or a daemon started on the part made: its first update adopts
+        // the last step's regions and completes the group.
+        for r in state.values().filter(|r| r.program_id == P) {
+            if leading(r).is_some() {
+                let mut dm = FakeDm::new();
+                dm.regions = state.clone();
+                let mut daemon = Engine::new(dm, r.id);
+                daemon.sync(&extents, &never).unwrap();
+                let what = format!("{what}, daemon on {}", r.id);
+                assert_eq!(outside(&daemon.dev.regions, &hand, &what), [0; 0], "{what}");
+                converged(&daemon.dev, daemon.group_id(), &extents);
+                untouched(&daemon.dev, &foreign);
+            }
+        }
+    }
+    assert_eq!(worst, BATCH);
+}
+
+/// SIGKILL after every message of `unmap` of a group `map` made: the same,
+/// and a second `unmap` finishes the job.
+#[test]
+fn unmap_killed_after_any_message() {
+    let extents = long_file(2 * BATCH as u64 + 5);
+    let (mut dm, hand, foreign) = with_bystanders(&extents);
+    let made = create_group(&mut dm, &extents, &spec(KILLED), &never).unwrap();
+    let mut dev = Recording {
+        dm,
+        states: Vec::new(),
+    };
+    let done = delete_group(&mut dev, made.group_id).unwrap();
+    assert_eq!(done.regions, extents.len());
+    assert_eq!(dev.states.len(), done.messages);
+    let mut worst = 0;
+    for (k, state) in dev.states.iter().enumerate() {
+        let what = format!("unmap killed after message {}", k + 1);
+        worst = worst.max(outside(state, &hand, &what).len());
+        unmap_after_kill(state, &extents, &hand, &foreign, &what);
+    }
+    assert_eq!(worst, BATCH);
 }
 
 #[test]
 fn a_fault_at_any_message_of_unmap_leaves_a_valid_group() {
-    let n = DELETE_CHUNK + 3;
+    let n = BATCH + 3;
     let extents: Vec<Extent> = (0..n as u64).map(|i| ext(i * 64, 8)).collect();
     for kind in [Kind::Any, Kind::List, Kind::Delete, Kind::SetAux] {
         for nth in 1..=n + 4 {
@@ -375,7 +539,7 @@ fn unmap_drops_members_someone_else_deleted() {
 /// daemon has looked again, none of their regions is left.
 #[test]
 fn a_daemon_racing_unmap_leaves_nothing() {
-    let n = DELETE_CHUNK + 3;
+    let n = BATCH + 3;
     let extents: Vec<Extent> = (0..n as u64).map(|i| ext(i * 64, 8)).collect();
     let mut dm = FakeDm::new();
     dm.seed(ext(1 << 30, 8), "other", "-");
@@ -438,4 +602,33 @@ impl Device for Interleaved {
         }
         reply
     }
+}
+
+/// Another program deletes its region at id 0 while `map` runs: the next
+/// region takes id 0, the descriptor moves down to it, and the old leader
+/// is left a plain member, as dmstats' are.
+#[test]
+fn map_moves_the_descriptor_to_a_lower_id() {
+    struct Freeing {
+        dm: FakeDm,
+        sent: usize,
+    }
+    impl Device for Freeing {
+        fn message(&mut self, msg: &str) -> Result<String, DeviceError> {
+            self.sent += 1;
+            if self.sent == 4 {
+                self.dm.regions.remove(&0);
+            }
+            self.dm.message(msg)
+        }
+    }
+    let extents = long_file(BATCH as u64 + 3);
+    let mut dm = FakeDm::new();
+    dm.seed(ext(1 << 30, 8), "other", "-");
+    let mut dev = Freeing { dm, sent: 0 };
+    let made = create_group(&mut dev, &extents, &spec("f"), &never).unwrap();
+    assert_eq!(made.group_id, 0);
+    converged(&dev.dm, 0, &extents);
+    no_orphans(&dev.dm, P, &[0]);
+    assert_eq!(dev.dm.regions[&1].aux_data, "-");
 }

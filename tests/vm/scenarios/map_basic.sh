@@ -1,9 +1,16 @@
 # `dmfilemapd map` with each option makes the group `dmstats create --filemap`
-# makes: the same @stats_list reply, byte for byte, and the same line printed.
-# (map_follow: the daemon map starts follows it.)
+# makes: the same @stats_list reply, byte for byte but the members' aux data
+# (ours carry `-dmfilemapd:made:<fingerprint>`, dmstats' `-`: libdm reads
+# both as empty, which the same `dmstats report` of both shows), and the same
+# line printed. (map_follow: the daemon map starts follows it.)
 f=/mnt/ext4/mb
 make_fragmented "$f" 1
 write_mib "$f" 1 1
+
+# What dmstats reads of the regions: ids, group, extents, aux data as user data.
+dm_view() {
+    dmstats report --noheadings --separator : -o region_id,group_id,region_start,region_len,user_data,stats_name ext4 2>&1
+}
 
 # like_dmstats OPTION...: map $f with dmstats (no daemon), then with us; the
 # kernel holds the same regions (ids are handed out lowest first, so both
@@ -17,12 +24,19 @@ like_dmstats() {
     case $1 in --tail=*) tail=${1#--tail=}; shift ;; esac
     theirs=$(dmstats create --filemap --nomonitor "$@" "$f" 2>&1) || fail "dmstats $*: $theirs"
     stats_list ext4 > /tmp/theirs.list
+    dm_view > /tmp/theirs.view || fail "dmstats report: $(head -3 /tmp/theirs.view)"
+    [ -s /tmp/theirs.view ] || fail "dmstats report shows nothing"
     dmstats delete --allregions ext4 > /dev/null 2>&1
     [ -z "$(stats_list ext4)" ] || fail "dmstats left regions"
     ours=$(dmfilemapd map "$@" "$f" 2>&1) || fail "map $*: $ours"
     pid=$(one_daemon) || exit 1
     kill_daemons
-    stats_list ext4 > /tmp/ours.list
+    stats_list ext4 | sed -e 's/ -dmfilemapd:made:[0-9a-f]\{16\}$/ -/' -e 's/ -dmfilemapd:made:[0-9a-f]\{16\} / - /' > /tmp/ours.list
+    dm_view > /tmp/ours.view || fail "dmstats report: $(head -3 /tmp/ours.view)"
+    cmp -s /tmp/theirs.view /tmp/ours.view || {
+        diff /tmp/theirs.view /tmp/ours.view | head -6
+        fail "map $*: dmstats reports our regions otherwise than its own (above)"
+    }
     [ "$ours" = "$theirs" ] || fail "map $*: printed \"$ours\", dmstats \"$theirs\""
     if [ -n "$tail" ]; then
         for l in theirs ours; do
@@ -40,7 +54,7 @@ like_dmstats() {
             fail "map $*: regions differ from dmstats' (above)"
         }
     fi
-    note "map $*: $(grep -c . /tmp/ours.list) regions as dmstats makes them; $ours"
+    note "map $*: $(grep -c . /tmp/ours.list) regions as dmstats makes them, reported alike ($(head -1 /tmp/ours.view | tr -s ' ')); $ours"
     dmfilemapd unmap "$f" || fail "unmap after map $*"
 }
 like_dmstats

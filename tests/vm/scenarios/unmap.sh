@@ -4,7 +4,7 @@
 f=/mnt/ext4/um
 make_fragmented "$f" 1
 
-# By file, a group made by map (128 extents: two chunks of deletes).
+# By file, a group made by map (128 extents: four steps of deletes).
 dmfilemapd map "$f" > /dev/null || fail "map"
 pid=$(one_daemon) || exit 1
 expect_group ext4 um "$f"
