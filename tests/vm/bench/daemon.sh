@@ -13,7 +13,7 @@ for n in 256 2048; do
     mib=$((n * 8192 / 1048576))
     write_mib "$f" "$mib"
     fragment "$f" "$mib"
-    map "$f" > /dev/null
+    start_filemap "$f" > /dev/null
     pid=$(one_daemon) || exit 1
     expect_group xfs "bench$n" "$f"
     before=$(cpu_ticks "$pid")

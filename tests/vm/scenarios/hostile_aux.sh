@@ -3,7 +3,7 @@
 # are never touched.
 f=/mnt/ext4/ha
 make_fragmented "$f" 1
-map "$f" > /dev/null
+start_filemap "$f" > /dev/null
 pid=$(one_daemon) || exit 1
 expect_group ext4 ha "$f"
 junk=$(printf 'x\001\002\177\200\377\\:#"=,-')

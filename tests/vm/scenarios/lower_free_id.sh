@@ -4,7 +4,7 @@
 run dmsetup message ext4 0 "@stats_create 0+8 /1 dmstats fixture"
 f=/mnt/ext4/lower
 make_fragmented "$f" 1
-gid=$(map "$f") || exit 1
+gid=$(start_filemap "$f") || exit 1
 [ "$gid" -gt 0 ] || fail "group got id $gid, expected one above the fixture"
 pid=$(one_daemon) || exit 1
 expect_group ext4 lower "$f"
