@@ -15,7 +15,8 @@
 #        VM_DEBUG=1       run the daemon at verbose 3, show its log on failure
 #        VM_SKIP="a b"    leave these scenarios out of the default set
 #        VM_SHOW=1        print the whole console log (also kept in tests/vm/work)
-#        SCENARIO_TIMEOUT seconds before a scenario counts as hung (default 60)
+#        SCENARIO_TIMEOUT seconds before a scenario counts as hung (default 60;
+#                         a scenario's "# vm-timeout: N" line overrides it)
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -97,7 +98,11 @@ printf 'VM_RELEASE=%s\nVM_FILEMAP=%s\n' "$release" "$filemap" >> "$over/t/env"
 cat "$work/base.cpio.gz" "$work/over.cpio.gz" > "$work/initrd.img"
 
 n=${#scenarios[@]}
-guard=$((120 + n * ${SCENARIO_TIMEOUT:-60}))
+guard=120
+for f in "${scenarios[@]}"; do
+    limit=$(sed -n 's/^# vm-timeout: *//p' "$f")
+    guard=$((guard + ${limit:-${SCENARIO_TIMEOUT:-60}}))
+done
 [ $guard -le 2400 ] || guard=2400
 rm -f "$work/console.log" "$work/results.log"
 echo "vm: booting $(basename "$kernel") with $n scenario(s), guard ${guard}s"

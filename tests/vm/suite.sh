@@ -89,7 +89,8 @@ suite_closure() {
 
 suite_fetch() {
     local uris missing
-    uris=$(cd "$suite_dir/debs" && apt-get "${suite_opts[@]}" --print-uris download "$@" 2>/dev/null) \
+    # From an empty directory: apt leaves out of --print-uris the files it finds.
+    uris=$(cd "$suite_dir/parts" && apt-get "${suite_opts[@]}" --print-uris download "$@" 2>/dev/null) \
         || { echo "suite: cannot resolve $*" >&2; return 1; }
     missing=()
     while read -r _ file _; do

@@ -48,7 +48,10 @@ for name in $(cat /t/list); do
         report "FAIL $name: no such scenario"
         continue
     fi
-    timeout -s KILL "${SCENARIO_TIMEOUT:-60}" sh -c ". /t/lib.sh; . /t/scenarios/$name.sh" \
+    # A scenario may ask for more time than the default: "# vm-timeout: SECONDS".
+    limit=$(sed -n 's/^# vm-timeout: *//p' "/t/scenarios/$name.sh")
+    limit=${limit:-${SCENARIO_TIMEOUT:-60}}
+    timeout -s KILL "$limit" sh -c ". /t/lib.sh; . /t/scenarios/$name.sh" \
         > "/tmp/out.$name" 2>&1 < /dev/null
     rc=$?
     took=$(secs $(($(uptime_cs) - t0)))
@@ -65,7 +68,7 @@ for name in $(cat /t/list); do
     else
         why=$(sed -n 's/^FAIL: //p' "/tmp/out.$name" | tail -1 | cut -c1-400)
         [ -n "$why" ] || why="exit status $rc"
-        [ "$rc" -eq 137 ] && why="killed after ${SCENARIO_TIMEOUT:-60} s (hang)"
+        [ "$rc" -eq 137 ] && why="killed after $limit s (hang)"
         report "FAIL $name: $why ($took s)"
         tail -n 12 "/tmp/out.$name" | cut -c1-200 | sed 's/^/| /' > /dev/ttyS1
     fi
