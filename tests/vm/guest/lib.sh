@@ -189,6 +189,18 @@ start_filemap() {
     done
     how=$VM_FILEMAP
     [ $monitor = 1 ] || how=dmstats
+    if [ "$how" = hand ]; then
+        # dmstats refuses --follow with --nomonitor: the mode is the daemon's.
+        # (The loop's word list is expanded once: "$@" is rebuilt in place.)
+        prev=""
+        for a; do
+            shift
+            case $prev in --follow) prev=""; continue ;; esac
+            prev=$a
+            case $a in --follow|--follow=*) continue ;; esac
+            set -- "$@" "$a"
+        done
+    fi
     case $how in
         dmstats) out=$(dmstats create --filemap "$@" 2>&1) ;;
         hand) out=$(dmstats create --filemap --nomonitor "$@" 2>&1) ;;

@@ -28,7 +28,7 @@ while :; do
     sleep 0.1
     i=$((i + 1))
 done
-[ "$(grep -c 'DMS_GROUP=ha:' /tmp/ha.list)" -eq 1 ] || fail "our descriptor is missing or doubled"
+[ "$(grep -cE 'DMS_GROUP="?ha"?:' /tmp/ha.list)" -eq 1 ] || fail "our descriptor is missing or doubled"
 after=$(stats_list ext4 | grep ' evil ' | md5sum)
 [ "$before" = "$after" ] || fail "hostile regions changed"
 alive "$pid" || fail "daemon exited"
