@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The one test command (what .ci/run calls): sets the machine up, then runs the
 # unit and fake-kernel tests, the fuzz smoke run (if present) and the VM
-# scenarios against the real kernel. Exits non-zero if any part fails.
+# scenarios against the real kernel, Debian 12's and Debian 13's. Exits
+# non-zero if any part fails.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,7 +27,8 @@ if [ "${#failed[@]}" -gt 0 ]; then
 fi
 step "cargo test" cargo test --all-targets
 [ -f tests/fuzz.sh ] && step fuzz bash tests/fuzz.sh
-step vm bash tests/vm/run.sh
+step "vm (Debian 12)" bash tests/vm/run.sh
+step "vm (Debian 13)" env VM_RELEASE=13 bash tests/vm/run.sh
 
 if [ "${#failed[@]}" -gt 0 ]; then
     echo "all: FAILED: ${failed[*]}"

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs everything the tests need on a fresh Debian 12 machine. Idempotent:
 # a second run only checks. Nothing fetched here is committed; the kernel and
-# user-space debs for the VM are cached under tests/vm/cache by tests/vm/run.sh.
+# user-space debs for the VM are cached under tests/vm/cache by tests/vm/run.sh
+# (Debian 13's, with their own apt lists, under tests/vm/cache/trixie).
 set -euo pipefail
 
-need_pkgs=(qemu-system-x86 busybox-static cpio xfsprogs e2fsprogs btrfs-progs dmsetup kmod)
+need_pkgs=(qemu-system-x86 busybox-static cpio xfsprogs e2fsprogs btrfs-progs dmsetup kmod xz-utils)
 missing=()
 for p in "${need_pkgs[@]}"; do
     dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed' || missing+=("$p")
