@@ -161,10 +161,9 @@ map() {
     echo "$gid"
 }
 
-# The guest's release and how start_filemap starts the daemon (run.sh writes
-# VM_RELEASE and VM_FILEMAP into /t/env).
+# The guest's release (VM_RELEASE) and how start_filemap starts the daemon
+# (VM_FILEMAP): run.sh writes both into /t/env.
 [ -f /t/env ] && . /t/env
-VM_RELEASE=${VM_RELEASE:-12}
 VM_FILEMAP=${VM_FILEMAP:-dmstats}
 
 # start_filemap [dmstats create options] FILE: maps FILE into a new group and
