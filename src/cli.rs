@@ -4,10 +4,17 @@
 //! libdm's `dm_stats_start_filemapd()` always passes all six arguments; the
 //! last two may be left out by hand. Every value is checked strictly: C's
 //! `strtol` takes `""` as fd 0 and `-1` as a foreground flag, we refuse both.
+//!
+//! Owns: [`Args`] and the usage errors. Touches: nothing; the process's
+//! role is decided in `main`.
 
 use std::ffi::{OsStr, OsString};
 use std::fmt;
 use std::path::PathBuf;
+
+use crate::bounds::{self, BoundsError, Histogram};
+use crate::log::printable;
+use crate::stats::{AliasError, Descriptor};
 
 pub const USAGE: &str =
     "usage: dmfilemapd <fd> <group_id> <abs_path> <mode> [<foreground>[<verbose>]]";
@@ -27,7 +34,21 @@ Normally started by `dmstats create --filemap`.
   verbose     0 (silent) to 3 (most detail) (default 0)
 
   -h, --help     print this help
-  -V, --version  print the version";
+  -V, --version  print the version
+
+dmfilemapd map [--follow inode|path] [--alias NAME] [--precise]
+               [--bounds LIST] [--foreground] [--verbose N] FILE
+  Map FILE to a new dm-stats group as `dmstats create --filemap` does,
+  print dmstats' line naming the group, then follow it as above.
+  --follow    inode (default) or path
+  --alias     the group's alias (default: the file's name)
+  --precise   nanosecond counters
+  --bounds    latency histogram bounds, dmstats' syntax: 10us,1ms,1s
+
+dmfilemapd unmap [--verbose N] FILE
+dmfilemapd unmap --group ID [--verbose N] DEVICE-OR-FILE
+  Delete FILE's group (the one whose regions are exactly the file's
+  extents), or group ID on the device; its daemon then exits.";
 
 /// How the daemon follows the file (see the man page, MODES).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -67,6 +88,8 @@ pub struct Args {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Command {
     Run(Args),
+    Map(MapArgs),
+    Unmap(UnmapArgs),
     Help,
     Version,
 }
@@ -94,6 +117,26 @@ pub enum UsageError {
     Verbose(String),
     #[error("Unknown option: '{0}'")]
     UnknownOption(String),
+    #[error("{0}: a file argument is required.")]
+    MissingFile(&'static str),
+    #[error("Unexpected argument: '{0}'")]
+    ExtraArgument(String),
+    #[error("Option '{0}' needs a value.")]
+    MissingValue(String),
+    #[error("Option '{0}' takes no value.")]
+    UnexpectedValue(String),
+    #[error("Unknown --follow mode: '{0}' (expected 'inode' or 'path')")]
+    Follow(String),
+    #[error("Could not parse --bounds '{list}': {source}")]
+    Bounds {
+        list: String,
+        #[source]
+        source: BoundsError,
+    },
+    #[error("Bad --alias: {0}")]
+    Alias(#[from] AliasError),
+    #[error("Option '{0}' needs text in UTF-8.")]
+    NotUtf8(String),
 }
 
 /// Parse the whole argv (`argv[0]` is skipped, whatever it holds).
@@ -104,6 +147,13 @@ where
 {
     use lexopt::Arg::{Long, Short, Value};
 
+    // The positional form starts with a number: a word cannot be one.
+    let argv: Vec<OsString> = argv.into_iter().map(Into::into).collect();
+    match argv.get(1).and_then(|a| a.to_str()) {
+        Some("map") => return parse_map(&argv[2..]),
+        Some("unmap") => return parse_unmap(&argv[2..]),
+        _ => {}
+    }
     let mut parser = lexopt::Parser::from_iter(argv);
     let mut values: Vec<OsString> = Vec::new();
     loop {
@@ -111,7 +161,7 @@ where
             Ok(Some(arg)) => arg,
             Ok(None) => break,
             // lexopt only fails here on `--opt=value` for a flag, which we never accept.
-            Err(e) => return Err(UsageError::UnknownOption(e.to_string())),
+            Err(e) => return Err(UsageError::UnknownOption(printable(&e.to_string()))),
         };
         match arg {
             Short('h') | Long("help") => return Ok(Command::Help),
@@ -125,8 +175,8 @@ where
                 }
                 values.push(v);
             }
-            Short(c) => return Err(UsageError::UnknownOption(format!("-{c}"))),
-            Long(name) => return Err(UsageError::UnknownOption(format!("--{name}"))),
+            Short(c) => return Err(UsageError::UnknownOption(printable(&format!("-{c}")))),
+            Long(name) => return Err(UsageError::UnknownOption(printable(&format!("--{name}")))),
             Value(v) => values.push(v),
         }
     }
@@ -193,6 +243,154 @@ fn decimal(s: &OsStr) -> Option<u64> {
     })
 }
 
+/// A value for an error message: lossy UTF-8, control characters escaped.
 fn lossy(s: &OsStr) -> String {
-    s.to_string_lossy().into_owned()
+    printable(&s.to_string_lossy())
+}
+
+/// `dmfilemapd map [options] FILE`
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MapArgs {
+    /// As given: printed back in the "Created new group" line, as dmstats does.
+    pub file: PathBuf,
+    pub mode: Mode,
+    /// `None`: the name of the file (after resolving links), as dmstats.
+    pub alias: Option<String>,
+    /// `--precise` and `--bounds` as dmstats sends them (a bound finer than
+    /// a millisecond turns precise on).
+    pub histogram: Histogram,
+    pub foreground: bool,
+    pub verbose: u8,
+}
+
+/// `dmfilemapd unmap [--group ID] TARGET`
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnmapArgs {
+    /// The mapped file; with `group`, any file on the device or the device.
+    pub target: PathBuf,
+    pub group: Option<u64>,
+    pub verbose: u8,
+}
+
+/// What lexopt reports, in our words.
+fn option_error(e: lexopt::Error) -> UsageError {
+    match e {
+        lexopt::Error::MissingValue { option } => {
+            UsageError::MissingValue(printable(&option.unwrap_or_default()))
+        }
+        lexopt::Error::UnexpectedValue { option, .. } => {
+            UsageError::UnexpectedValue(printable(&option))
+        }
+        lexopt::Error::UnexpectedOption(o) => UsageError::UnknownOption(printable(&o)),
+        lexopt::Error::UnexpectedArgument(a) => UsageError::ExtraArgument(lossy(&a)),
+        e => UsageError::UnknownOption(printable(&e.to_string())),
+    }
+}
+
+fn text_value(parser: &mut lexopt::Parser, option: &str) -> Result<String, UsageError> {
+    parser
+        .value()
+        .map_err(option_error)?
+        .into_string()
+        .map_err(|_| UsageError::NotUtf8(option.to_owned()))
+}
+
+fn verbose_value(parser: &mut lexopt::Parser) -> Result<u8, UsageError> {
+    let v = parser.value().map_err(option_error)?;
+    decimal(&v)
+        .and_then(|n| u8::try_from(n).ok())
+        .filter(|n| *n <= 3)
+        .ok_or_else(|| UsageError::Verbose(lossy(&v)))
+}
+
+/// The one positional argument of `map` and `unmap`.
+fn one_file(file: &mut Option<OsString>, v: OsString) -> Result<(), UsageError> {
+    if file.is_some() {
+        return Err(UsageError::ExtraArgument(lossy(&v)));
+    }
+    if v.is_empty() {
+        return Err(UsageError::EmptyPath);
+    }
+    *file = Some(v);
+    Ok(())
+}
+
+/// The options of `map`, after the word. Options and the file may come in
+/// any order; `--` ends the options; a repeated option keeps its last value.
+pub fn parse_map(args: &[OsString]) -> Result<Command, UsageError> {
+    use lexopt::Arg::{Long, Short, Value};
+    let mut parser = lexopt::Parser::from_args(args.iter().cloned());
+    let (mut mode, mut alias, mut precise, mut list) = (Mode::Inode, None, false, None);
+    let (mut foreground, mut verbose, mut file) = (false, 0, None);
+    while let Some(arg) = parser.next().map_err(option_error)? {
+        match arg {
+            Short('h') | Long("help") => return Ok(Command::Help),
+            Long("follow") => {
+                let v = parser.value().map_err(option_error)?;
+                mode = match v.to_str() {
+                    Some("inode") => Mode::Inode,
+                    Some("path") => Mode::Path,
+                    _ => return Err(UsageError::Follow(lossy(&v))),
+                };
+            }
+            Long("alias") => alias = Some(text_value(&mut parser, "--alias")?),
+            Long("precise") => precise = true,
+            Long("bounds") => list = Some(text_value(&mut parser, "--bounds")?),
+            Long("foreground") => foreground = true,
+            Long("verbose") => verbose = verbose_value(&mut parser)?,
+            Value(v) => one_file(&mut file, v)?,
+            Short(c) => return Err(UsageError::UnknownOption(printable(&format!("-{c}")))),
+            Long(name) => return Err(UsageError::UnknownOption(printable(&format!("--{name}")))),
+        }
+    }
+    let file = file.ok_or(UsageError::MissingFile("map"))?;
+    let bounds_ns = match &list {
+        Some(l) => bounds::parse(l).map_err(|source| UsageError::Bounds {
+            list: printable(l),
+            source,
+        })?,
+        None => Vec::new(),
+    };
+    let histogram = Histogram::new(precise, &bounds_ns).map_err(|source| UsageError::Bounds {
+        list: list.unwrap_or_default(),
+        source,
+    })?;
+    if let Some(a) = &alias {
+        // Refused now rather than after the regions exist.
+        Descriptor::for_new_group(a, vec![0])?;
+    }
+    Ok(Command::Map(MapArgs {
+        file: PathBuf::from(file),
+        mode,
+        alias,
+        histogram,
+        foreground,
+        verbose,
+    }))
+}
+
+/// The options of `unmap`, after the word.
+pub fn parse_unmap(args: &[OsString]) -> Result<Command, UsageError> {
+    use lexopt::Arg::{Long, Short, Value};
+    let mut parser = lexopt::Parser::from_args(args.iter().cloned());
+    let (mut group, mut verbose, mut target) = (None, 0, None);
+    while let Some(arg) = parser.next().map_err(option_error)? {
+        match arg {
+            Short('h') | Long("help") => return Ok(Command::Help),
+            Long("group") => {
+                let v = parser.value().map_err(option_error)?;
+                group = Some(decimal(&v).ok_or_else(|| UsageError::GroupId(lossy(&v)))?);
+            }
+            Long("verbose") => verbose = verbose_value(&mut parser)?,
+            Value(v) => one_file(&mut target, v)?,
+            Short(c) => return Err(UsageError::UnknownOption(printable(&format!("-{c}")))),
+            Long(name) => return Err(UsageError::UnknownOption(printable(&format!("--{name}")))),
+        }
+    }
+    let target = target.ok_or(UsageError::MissingFile("unmap"))?;
+    Ok(Command::Unmap(UnmapArgs {
+        target: PathBuf::from(target),
+        group,
+        verbose,
+    }))
 }

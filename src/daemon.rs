@@ -1,30 +1,24 @@
-//! The loop: Scan -> Diff -> Apply -> Sleep, and the checks made before it
-//! starts.
+//! The loop: Scan -> Diff -> Apply -> Sleep, and why it ends.
 //!
 //! One cycle: look at the file (a cheap `fstat`; in path mode a re-open), and
 //! only when inotify or the `fstat` fingerprint says it may have changed, scan
 //! its extents with FIEMAP. When they differ from the ones last applied, bring
 //! the group in line ([`Engine::sync`], which lists the group). At least once
-//! a second the group is listed to see it still exists. Then sleep on inotify.
+//! a second the group is listed ([`Engine::load`]) to see it still exists.
+//! Then sleep on inotify.
 //!
-//! The loop is generic over the group ([`Updater`], i.e. [`Engine`]) and the
-//! file ([`Scanner`]), so tests drive it with the fake dm-stats and a fake
-//! file on a fake clock.
+//! Owns: [`Daemon`], [`Exit`], the timing of updates and checks. Touches:
+//! the group only through [`Engine`], the file only through [`Scanner`]
+//! (tests drive the loop with the fake dm-stats and a fake file on a fake
+//! clock); start-up checks are [`crate::start`]'s.
 
-use std::os::fd::OwnedFd;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use rustix::fs::{FileType, Stat};
-use rustix::io::Errno;
-
-use crate::cli::{Args, Mode};
-use crate::dm::{self, DmDevice};
-use crate::engine::{self, Device, Engine, EngineError, Outcome, Summary};
+use crate::device::Device;
+use crate::engine::{Engine, EngineError, Outcome, Summary};
 use crate::extent::Extent;
-use crate::stats::RegionId;
-use crate::watch::{self, Watcher};
-use crate::{debug, error, fiemap, info, sys, verbose, warn, Error};
+use crate::source::{Look, Scanner, Stamp};
+use crate::{debug, error, info, verbose, warn, Error};
 
 /// At most two updates (and FIEMAP calls) a second, as C.
 pub const UPDATE_INTERVAL: Duration = Duration::from_millis(500);
@@ -32,107 +26,6 @@ pub const UPDATE_INTERVAL: Duration = Duration::from_millis(500);
 pub const CHECK_INTERVAL: Duration = Duration::from_secs(1);
 /// After a failed update, the next try waits this long.
 pub const RETRY_INTERVAL: Duration = Duration::from_secs(1);
-/// Path mode tolerates a missing file for this many looks ...
-pub const ABSENT_TRIES: u32 = 10;
-/// ... this far apart.
-pub const ABSENT_WAIT: Duration = Duration::from_millis(100);
-
-const BTRFS_SUPER_MAGIC: u64 = 0x9123_683E;
-
-/// What `fstat` says about the file, cheap enough for every cycle. Any write
-/// that moves data moves one of these (size, blocks, mtime, ctime), even when
-/// inotify was not told (writes through a shared mapping).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Stamp {
-    pub ino: u64,
-    pub size: i64,
-    pub blocks: i64,
-    pub mtime: (i64, i64),
-    pub ctime: (i64, i64),
-}
-
-impl Stamp {
-    #[allow(clippy::unnecessary_cast)] // the field types differ between architectures
-    pub fn of(st: &Stat) -> Stamp {
-        Stamp {
-            ino: st.st_ino as u64,
-            size: st.st_size as i64,
-            blocks: st.st_blocks as i64,
-            mtime: (st.st_mtime as i64, st.st_mtime_nsec as i64),
-            ctime: (st.st_ctime as i64, st.st_ctime_nsec as i64),
-        }
-    }
-}
-
-/// `(st_dev, st_ino)`: which file a `stat` describes.
-#[allow(clippy::unnecessary_cast)] // the field types differ between architectures
-fn file_id(st: &Stat) -> (u64, u64) {
-    (st.st_dev as u64, st.st_ino as u64)
-}
-
-/// What a look at the file found.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Look {
-    File(Stamp),
-    /// Inode mode: the file has no name left and no other process holds it.
-    UnlinkedAndClosed,
-    /// Path mode: no regular file of the device at the path, after the tolerance.
-    Absent,
-}
-
-/// The file the group mirrors.
-pub trait Scanner {
-    /// Look at the file without FIEMAP (path mode re-opens it here).
-    fn look(&mut self, stop: &dyn Fn() -> bool) -> Result<Look, Error>;
-    /// The file's extents (FIEMAP).
-    fn scan(&mut self) -> Result<Vec<Extent>, Error>;
-    /// Sleep up to `timeout`, less when `stop` answers true or, if `wake`,
-    /// when the file shows a change. Returns whether a change was seen.
-    fn wait(
-        &mut self,
-        timeout: Duration,
-        wake: bool,
-        stop: &dyn Fn() -> bool,
-    ) -> Result<bool, Error>;
-    fn now(&self) -> Instant;
-}
-
-/// The group, as the loop uses it; [`Engine`] is the one implementation
-/// outside tests.
-pub trait Updater {
-    fn group_id(&self) -> RegionId;
-    fn load(&mut self) -> Result<Option<engine::Group>, EngineError>;
-    fn sync(&mut self, extents: &[Extent], stop: &dyn Fn() -> bool)
-        -> Result<Outcome, EngineError>;
-    fn remove(&mut self) -> Result<Summary, EngineError>;
-    /// What the last calls found worth a warning (odd list lines, members
-    /// deleted by others), each once.
-    fn take_warnings(&mut self) -> Vec<String> {
-        Vec::new()
-    }
-}
-
-impl<D: Device> Updater for Engine<D> {
-    fn group_id(&self) -> RegionId {
-        Engine::group_id(self)
-    }
-    fn load(&mut self) -> Result<Option<engine::Group>, EngineError> {
-        Engine::load(self)
-    }
-    fn sync(
-        &mut self,
-        extents: &[Extent],
-        stop: &dyn Fn() -> bool,
-    ) -> Result<Outcome, EngineError> {
-        Engine::sync(self, extents, stop)
-    }
-    fn remove(&mut self) -> Result<Summary, EngineError> {
-        Engine::remove(self)
-    }
-    fn take_warnings(&mut self) -> Vec<String> {
-        Engine::take_warnings(self)
-    }
-}
 
 /// Why the daemon ended normally (exit status 0).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -163,16 +56,16 @@ pub struct Counters {
     pub cycles: u64,
     /// FIEMAP scans.
     pub scans: u64,
-    /// Calls to [`Updater::sync`].
+    /// Calls to [`Engine::sync`].
     pub syncs: u64,
-    /// Calls to [`Updater::load`] (the once-a-second check).
+    /// Calls to [`Engine::load`] (the once-a-second check).
     pub loads: u64,
     /// Failed updates or checks that were retried.
     pub failures: u64,
 }
 
-pub struct Daemon<U: Updater, S: Scanner> {
-    pub group: U,
+pub struct Daemon<D: Device, S: Scanner> {
+    pub group: Engine<D>,
     pub file: S,
     pub counters: Counters,
     /// The extents the group was last brought to; `None` when unknown.
@@ -186,8 +79,8 @@ pub struct Daemon<U: Updater, S: Scanner> {
     listed: Option<Instant>,
 }
 
-impl<U: Updater, S: Scanner> Daemon<U, S> {
-    pub fn new(group: U, file: S) -> Self {
+impl<D: Device, S: Scanner> Daemon<D, S> {
+    pub fn new(group: Engine<D>, file: S) -> Self {
         Daemon {
             group,
             file,
@@ -339,10 +232,20 @@ impl<U: Updater, S: Scanner> Daemon<U, S> {
         self.counters.loads += 1;
         let group = match self.group.load() {
             Ok(Some(group)) => group,
-            Ok(None) => return Ok(Some(Exit::GroupRemoved)),
+            Ok(None) => {
+                // No update of ours follows: clear what only we knew of
+                // (regions a rival's descriptor left out) before leaving.
+                self.group.sweep();
+                return Ok(Some(Exit::GroupRemoved));
+            }
             Err(e) => return self.failed(e, now),
         };
-        if !group.missing.is_empty() {
+        if group.missing.is_empty() && self.group.sweep_pending() {
+            // Regions of ours outside the group: the next update deletes
+            // them (the check only reads).
+            self.applied = None;
+            self.dirty = true;
+        } else if !group.missing.is_empty() {
             // The engine's warning names them; the next update drops them.
             self.applied = None;
             self.dirty = true;
@@ -387,300 +290,6 @@ fn describe(s: &Summary) -> String {
         "{} extents, {} kept, {} created, {} deleted, {} messages",
         s.extents, s.kept, s.created, s.deleted, s.messages
     )
-}
-
-/// The real file: FIEMAP, `fstat`, inotify.
-pub struct FileSource {
-    mode: Mode,
-    path: PathBuf,
-    /// `st_dev` of the dm device; a file elsewhere is never mapped.
-    dev: u64,
-    /// In inode mode, always the caller's fd. In path mode, the file opened by
-    /// this cycle's look, closed before sleeping so we never pin a replaced file.
-    fd: Option<OwnedFd>,
-    ino: u64,
-    /// `None` once the kernel dropped the watch, or (path mode) when a new
-    /// one could not be made; then timeouts alone wake us.
-    watcher: Option<Watcher>,
-    told_held: bool,
-}
-
-impl FileSource {
-    pub fn new(mode: Mode, path: PathBuf, fd: OwnedFd) -> Result<FileSource, Error> {
-        let st = rustix::fs::fstat(&fd).map_err(|e| Error::io("fstat", e))?;
-        let watcher = Watcher::new(&fd).map_err(|e| Error::io("inotify", e))?;
-        let (dev, ino) = file_id(&st);
-        Ok(FileSource {
-            mode,
-            path,
-            dev,
-            fd: Some(fd),
-            ino,
-            watcher: Some(watcher),
-            told_held: false,
-        })
-    }
-
-    fn look_inode(&mut self) -> Result<Look, Error> {
-        let fd = self
-            .fd
-            .as_ref()
-            .ok_or_else(|| Error::refused("file", "not open"))?;
-        let st = rustix::fs::fstat(fd).map_err(|e| Error::io("fstat", e))?;
-        if st.st_nlink == 0 {
-            let (dev, ino) = file_id(&st);
-            match sys::open_elsewhere(dev, ino) {
-                Ok(false) => return Ok(Look::UnlinkedAndClosed),
-                Ok(true) if !self.told_held => {
-                    info!("File unlinked and open: continuing.");
-                    self.told_held = true;
-                }
-                Ok(true) => {}
-                Err(e) => warn!("Cannot scan /proc for other holders of the file: {e}"),
-            }
-        }
-        Ok(Look::File(Stamp::of(&st)))
-    }
-
-    fn look_path(&mut self, stop: &dyn Fn() -> bool) -> Result<Look, Error> {
-        for attempt in 0..ABSENT_TRIES {
-            if attempt > 0 {
-                debug!("Waiting for {} to reappear", self.path.display());
-                watch::sleep(ABSENT_WAIT, stop);
-                if stop() {
-                    return Ok(Look::Absent);
-                }
-            }
-            let Some((fd, st)) = self.open_path() else {
-                continue;
-            };
-            let (_, ino) = file_id(&st);
-            if ino != self.ino || self.watcher.is_none() {
-                if ino != self.ino {
-                    info!(
-                        "File at {} replaced: now following inode {ino}.",
-                        self.path.display()
-                    );
-                }
-                // Drop the old instance before making the new one: never two.
-                self.watcher = None;
-                // Out of inotify instances (a limit shared with every other
-                // program of the user) is no reason to stop: the fstat
-                // stamp still catches changes, at the check interval.
-                self.watcher = Watcher::new(&fd)
-                    .inspect_err(|e| warn!("Cannot watch {}: {e}", self.path.display()))
-                    .ok();
-                self.ino = ino;
-            }
-            self.fd = Some(fd);
-            return Ok(Look::File(Stamp::of(&st)));
-        }
-        warn!(
-            "No regular file of this device at {} after {ABSENT_TRIES} tries.",
-            self.path.display()
-        );
-        Ok(Look::Absent)
-    }
-
-    /// The file now at the path, if it is a regular file on our device.
-    /// `O_PATH` first, so a FIFO or device node put there is never opened
-    /// (that could block, or rewind a tape); then the same inode is opened
-    /// for reading through `/proc/self/fd`, with no window for a swap.
-    fn open_path(&self) -> Option<(OwnedFd, Stat)> {
-        use rustix::fs::{Mode as Perm, OFlags};
-        let ours = |st: &Stat| {
-            FileType::from_raw_mode(st.st_mode) == FileType::RegularFile
-                && file_id(st).0 == self.dev
-        };
-        let handle =
-            rustix::fs::open(&self.path, OFlags::PATH | OFlags::CLOEXEC, Perm::empty()).ok()?;
-        rustix::fs::fstat(&handle).ok().filter(ours)?;
-        let reopen = format!("/proc/self/fd/{}", sys::raw(&handle));
-        let flags = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC;
-        let fd = rustix::fs::open(reopen.as_str(), flags, Perm::empty()).ok()?;
-        let st = rustix::fs::fstat(&fd).ok().filter(ours)?;
-        Some((fd, st))
-    }
-}
-
-impl Scanner for FileSource {
-    fn look(&mut self, stop: &dyn Fn() -> bool) -> Result<Look, Error> {
-        match self.mode {
-            Mode::Inode => self.look_inode(),
-            Mode::Path => self.look_path(stop),
-        }
-    }
-
-    fn scan(&mut self) -> Result<Vec<Extent>, Error> {
-        let fd = self
-            .fd
-            .as_ref()
-            .ok_or_else(|| Error::refused("file", "not open"))?;
-        Ok(fiemap::scan(fd)?)
-    }
-
-    fn wait(
-        &mut self,
-        timeout: Duration,
-        wake: bool,
-        stop: &dyn Fn() -> bool,
-    ) -> Result<bool, Error> {
-        if self.mode == Mode::Path {
-            self.fd = None;
-        }
-        let Some(watcher) = &self.watcher else {
-            watch::sleep(timeout, stop);
-            return Ok(false);
-        };
-        let events = if wake {
-            watcher.wait(timeout, stop)
-        } else {
-            watch::sleep(timeout, stop);
-            watcher.drain()
-        }
-        .map_err(|e| Error::io("inotify", e))?;
-        if events.dropped {
-            debug!("inotify watch dropped by the kernel");
-            self.watcher = None;
-        }
-        Ok(events.changed)
-    }
-
-    fn now(&self) -> Instant {
-        Instant::now()
-    }
-}
-
-/// Everything checked before detaching, so the caller sees a failure.
-pub struct Prepared {
-    pub fd: OwnedFd,
-    pub engine: Engine<DmDevice>,
-}
-
-/// The checks of the man page: an open regular file, on a live
-/// device-mapper device, on a file system with physical FIEMAP addresses,
-/// named by the path, and a filemap group with this id on that device.
-///
-/// The `detached` copy runs after the first process passed every check and
-/// exited 0: by then the file may have been renamed, unlinked or replaced
-/// (a script that maps a file and moves it at once), which is for the loop
-/// to follow, not a reason to refuse. So it neither looks at the path again
-/// nor repeats the FIEMAP probe (a sync of the whole file).
-pub fn prepare(args: &Args, detached: bool) -> Result<Prepared, Error> {
-    let what = format!("fd {}", args.fd);
-    let fd = sys::adopt_fd(args.fd).map_err(|e| match e {
-        Errno::BADF => Error::refused(&what, "not an open file descriptor"),
-        e => Error::refused(&what, e.to_string()),
-    })?;
-    let st =
-        rustix::fs::fstat(&fd).map_err(|e| Error::refused(&what, format!("fstat failed: {e}")))?;
-    match FileType::from_raw_mode(st.st_mode) {
-        FileType::RegularFile => {}
-        kind => {
-            return Err(Error::refused(
-                &what,
-                format!("{} is not a regular file", kind_name(kind)),
-            ))
-        }
-    }
-    let (dev, _) = file_id(&st);
-    // First of the checks that can race with the caller: libdm does not
-    // wait for us, so the file may be moved any moment after it forked.
-    if !detached {
-        check_path(args, &st)?;
-    }
-    // Before the device check: btrfs on LVM shows its files on an
-    // anonymous device, and "not device-mapper" would mislead.
-    let fs = rustix::fs::fstatfs(&fd)
-        .map_err(|e| Error::refused(&what, format!("fstatfs failed: {e}")))?;
-    #[allow(clippy::unnecessary_cast)]
-    if fs.f_type as u64 == BTRFS_SUPER_MAGIC {
-        return Err(Error::refused(
-            &what,
-            "file is on btrfs, whose FIEMAP gives no physical addresses",
-        ));
-    }
-    let (major, minor) = (rustix::fs::major(dev), rustix::fs::minor(dev));
-    let dm_major = dm::dm_major()
-        .map_err(|e| Error::refused(&what, format!("file is on device {major}:{minor}; {e}")))?;
-    if major != dm_major {
-        return Err(Error::refused(
-            &what,
-            format!(
-                "file is on device {major}:{minor}, not a device-mapper device (major {dm_major})"
-            ),
-        ));
-    }
-    if !detached {
-        fiemap::scan(&fd).map_err(|e| Error::refused(&what, e.to_string()))?;
-    }
-
-    let control = dm::Control::open()?;
-    // As libdm binds its handle: the major says device-mapper, only the
-    // kernel says this minor is a live device (and gives its name).
-    let device = control
-        .dev_status(dev)
-        .map_err(|e| Error::refused(&what, e.to_string()))?;
-    verbose!(
-        "File is on device-mapper device {} ({major}:{minor})",
-        device.name
-    );
-    let mut engine = Engine::new(DmDevice { control, dev }, args.group_id);
-    let what = format!("group {}", args.group_id);
-    let loaded = engine.load();
-    for w in engine.take_warnings() {
-        warn!("{w}");
-    }
-    match loaded {
-        Ok(Some(group)) => {
-            verbose!(
-                "Found group_id {}: alias \"{}\", {} regions",
-                group.id(),
-                group.descriptor.alias,
-                group.members.len()
-            )
-        }
-        Ok(None) => {
-            return Err(Error::refused(
-                what,
-                format!("no filemap group with this id on device {major}:{minor}"),
-            ))
-        }
-        Err(e) => return Err(Error::refused(what, e.to_string())),
-    }
-    Ok(Prepared { fd, engine })
-}
-
-/// The path must name the fd's file, in inode mode too: a path that names
-/// another file means the caller handed us the wrong fd, and we would report
-/// on the wrong file. But an unlinked file has no name to check, and in
-/// inode mode following it is the daemon's job (a caller that maps a file
-/// and removes it at once, while it still holds it open).
-fn check_path(args: &Args, st: &Stat) -> Result<(), Error> {
-    if args.mode == Mode::Inode && st.st_nlink == 0 {
-        return Ok(());
-    }
-    let same =
-        rustix::fs::stat(&args.path).is_ok_and(|p| p.st_dev == st.st_dev && p.st_ino == st.st_ino);
-    if !same {
-        return Err(Error::refused(
-            format!("path {}", args.path.display()),
-            format!("does not name the file of fd {}", args.fd),
-        ));
-    }
-    Ok(())
-}
-
-fn kind_name(kind: FileType) -> &'static str {
-    match kind {
-        FileType::Directory => "a directory",
-        FileType::Fifo => "a FIFO",
-        FileType::CharacterDevice => "a character device",
-        FileType::BlockDevice => "a block device",
-        FileType::Socket => "a socket",
-        FileType::Symlink => "a symbolic link",
-        _ => "an unknown kind of file",
-    }
 }
 
 /// Whether `extents` holds exactly the extents of `sorted` (which is sorted).

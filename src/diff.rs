@@ -1,6 +1,8 @@
 //! Diff: from the regions a group has to the extents the file has, a plan.
 //! Pure, so it is fuzzed: applying the plan to the members yields exactly
 //! the extents, and a region equal to an extent is kept (its counters survive).
+//!
+//! Owns: [`Plan`] and [`diff`]. Touches: nothing but its arguments.
 
 use std::cmp::Ordering;
 
@@ -79,7 +81,7 @@ pub fn diff(members: &[Member], extents: &[Extent]) -> Plan {
 
 /// Every property the engine relies on, checked for one input; shared by
 /// the unit tests and the `extent_diff` fuzz target. Panics on a violation.
-#[doc(hidden)]
+#[cfg(feature = "testkit")]
 pub fn check_diff(members: &[Member], extents: &[Extent]) -> Plan {
     let plan = diff(members, extents);
     let extent_of = |id: RegionId| {

@@ -1,6 +1,6 @@
 //! Apply: carry a [`Plan`](crate::diff::Plan) out on a device, in an order
 //! that keeps the group whole whichever step fails. The device is a trait so
-//! tests run the engine against [`crate::fake::FakeDm`].
+//! tests run the engine against `fake::FakeDm` (feature `testkit`).
 //!
 //! Two invariants hold whenever [`Engine::sync`] or [`Engine::remove`]
 //! returns, whichever single message failed:
@@ -23,47 +23,23 @@
 //! gone. A rival that runs its whole update between that last list and our
 //! descriptor write leaves its new regions outside the group for a moment:
 //! only their creator knows them, and it deletes them at its next look
-//! (the sweep in `Engine::load`).
+//! (the sweep at the start of every update; see [`crate::ledger`]).
+//!
+//! Owns: [`Engine`] (the apply order and the messages it sends),
+//! [`EngineError`], [`Outcome`], [`Summary`]. Touches: the device only
+//! through [`Device`]; what the group is comes from [`crate::group`], what
+//! to do about regions we made from [`crate::ledger`]. [`Engine::load`]
+//! only reads; every delete is part of an update ([`Engine::sync`],
+//! [`Engine::remove`]) or of [`Engine::sweep`].
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
+use crate::device::{Device, DeviceError};
 use crate::diff::{self, Member};
 use crate::extent::Extent;
+use crate::group::{self, Group, List, NotAGroup};
+use crate::ledger::Ledger;
 use crate::stats::{self, Descriptor, MessageError, Region, RegionId, SkippedLine};
-
-/// A device-mapper device that takes dm-stats messages.
-pub trait Device {
-    /// Send one target message (sector 0) and return the reply text,
-    /// empty when the kernel sends none.
-    fn message(&mut self, msg: &str) -> Result<String, DeviceError>;
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum DeviceError {
-    #[error("{0}")]
-    Os(#[from] rustix::io::Errno),
-    #[error("reply does not fit in {0} bytes")]
-    ReplyTooLarge(usize),
-}
-
-/// The group as read from one `@stats_list`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Group {
-    /// The leader: the lowest member id, holding the descriptor.
-    pub leader: Region,
-    pub descriptor: Descriptor,
-    /// Existing regions the descriptor names, ascending (leader first).
-    pub members: Vec<Region>,
-    /// Ids the descriptor names that do not exist (someone deleted them):
-    /// the next update drops them from the descriptor.
-    pub missing: Vec<RegionId>,
-}
-
-impl Group {
-    pub fn id(&self) -> RegionId {
-        self.leader.id
-    }
-}
 
 /// What one update did, for the verbose log and the tests.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -90,7 +66,11 @@ pub enum EngineError {
     #[error("group {0} not found")]
     GroupGone(RegionId),
     #[error("region {id} is not a filemap group: {reason}")]
-    NotAGroup { id: RegionId, reason: String },
+    NotAGroup {
+        id: RegionId,
+        #[source]
+        reason: NotAGroup,
+    },
     #[error("{msg}: {source}")]
     Device { msg: String, source: DeviceError },
     /// Someone else changed the group while we were creating regions; ours
@@ -107,6 +87,7 @@ pub enum EngineError {
     /// name a missing region or miss one of ours until the next update.
     #[error("{cause}; repairing the group failed too: {repair}")]
     Unrepaired {
+        #[source]
         cause: Box<EngineError>,
         repair: Box<EngineError>,
     },
@@ -135,7 +116,11 @@ impl EngineError {
 
 /// Keeps one filemap group in line with a file's extents.
 pub struct Engine<D: Device> {
+    /// The device; public to the test kit, which inspects the fake.
+    #[cfg(feature = "testkit")]
     pub dev: D,
+    #[cfg(not(feature = "testkit"))]
+    dev: D,
     group_id: RegionId,
     /// The leader's program id, learnt by the first load.
     program_id: Option<String>,
@@ -144,39 +129,12 @@ pub struct Engine<D: Device> {
     filtered: bool,
     /// Messages sent so far, for the summaries.
     messages: usize,
-    /// Descriptors outside the group that named its members when the
-    /// engine first looked (see [`claims`]): junk that was there before us,
-    /// not a rival.
-    old_claims: Vec<(RegionId, String)>,
-    /// Regions this engine created or meant to delete and has not seen in
-    /// the group since. Should a rival's descriptor replace ours, or a
-    /// failed repair leave some out, the ones no descriptor names are known
-    /// to nobody else: [`Engine::sweep`] deletes them.
-    created: BTreeMap<RegionId, Made>,
-    /// The members as last listed or written, to recognise the group in a
-    /// rival's descriptor after ours is gone.
-    known: BTreeSet<RegionId>,
+    /// The regions we made that a rival may have dropped.
+    ledger: Ledger,
     /// For the log; see [`Engine::take_warnings`].
     warnings: Vec<String>,
     /// The unreadable lines of the last list, so each is warned about once.
     skipped: Vec<SkippedLine>,
-}
-
-/// A region of ours as we made or last saw it. The kernel hands a freed id
-/// out again, so an id alone may name someone else's region by the next
-/// look: the extent and program id must match too.
-struct Made {
-    extent: Extent,
-    program_id: String,
-    /// Left out of our descriptor to be deleted: a descriptor it still
-    /// holds is our own stale copy.
-    doomed: bool,
-}
-
-impl Made {
-    fn is(&self, r: &Region) -> bool {
-        r.extent() == self.extent && r.program_id == self.program_id
-    }
 }
 
 /// What the engine knows of the group's regions while it changes them: the
@@ -209,9 +167,7 @@ impl<D: Device> Engine<D> {
             program_id: None,
             filtered: false,
             messages: 0,
-            old_claims: Vec::new(),
-            created: BTreeMap::new(),
-            known: BTreeSet::new(),
+            ledger: Ledger::default(),
             warnings: Vec::new(),
             skipped: Vec::new(),
         }
@@ -246,6 +202,10 @@ impl<D: Device> Engine<D> {
     /// every program's regions to learn the group's program id and fails if
     /// the id names no group; later calls list that program's regions only,
     /// unless the group mixes programs.
+    ///
+    /// Only reads: regions of ours the list shows outside every descriptor
+    /// are left for the next update, or [`Engine::sweep`], to delete
+    /// ([`Engine::sweep_pending`] tells whether there are any).
     pub fn load(&mut self) -> Result<Option<Group>, EngineError> {
         let first = self.program_id.is_none();
         let (regions, skipped) = self.list()?;
@@ -256,41 +216,64 @@ impl<D: Device> Engine<D> {
             ));
         }
         self.skipped = skipped;
-        let by_id = by_id(regions);
-        match read_group(self.group_id, &by_id) {
+        let list = group::by_id(regions);
+        match group::read_group(self.group_id, &list) {
             Ok(group) => {
                 if first {
-                    self.old_claims = claims(&by_id, &group);
+                    self.ledger.first_look(&list, &group);
                     let program = &group.leader.program_id;
                     self.filtered = group.members.iter().all(|m| &m.program_id == program);
                     self.program_id = Some(program.clone());
                 }
-                // Another updater moved the group to a new leader of its
-                // own: what we hold is a stale copy, no longer the group.
-                if self.rival_claims(&by_id, &group) {
-                    // Our descriptor lost: what only it names is ours to clear.
-                    self.sweep(&by_id, Some(group.leader.id), true);
-                    return Ok(None);
-                }
-                // Seen in the group: the descriptor stood, so whoever takes
-                // a member out of it later (a user regrouping by hand) does
-                // so knowingly, and the region is theirs.
-                for m in &group.members {
-                    self.created.remove(&m.id);
-                }
-                self.sweep(&by_id, None, true);
-                self.known = group.members.iter().map(|m| m.id).collect();
-                Ok(Some(group))
+                Ok(self.ledger.look(&list, Some(&group)).then_some(group))
             }
             Err(reason) if first => Err(EngineError::NotAGroup {
                 id: self.group_id,
                 reason,
             }),
+            // The leader region itself is gone: the group was deleted, not
+            // ungrouped.
+            Err(NotAGroup::NoRegion) => {
+                self.ledger.look_deleted(&list);
+                Ok(None)
+            }
             Err(_) => {
-                self.sweep(&by_id, None, false);
+                self.ledger.look(&list, None);
                 Ok(None)
             }
         }
+    }
+
+    /// Whether the last look found regions of ours left outside every
+    /// descriptor (a rival updater's, a failed repair's doing), which the
+    /// next update deletes.
+    pub fn sweep_pending(&self) -> bool {
+        !self.ledger.orphans().is_empty()
+    }
+
+    /// Delete the regions of ours the last look found outside every
+    /// descriptor: two updaters racing can each publish a descriptor
+    /// without the other's new regions, and only their creator knows them.
+    /// Every update starts with it; the daemon calls it itself only when
+    /// it gives up a group a rival took, as no update of its follows.
+    pub fn sweep(&mut self) {
+        for id in self.ledger.take_orphans() {
+            match self.delete(id) {
+                Ok(()) => self.warnings.push(format!(
+                    "region {id} of ours was left outside the group (a rival updater, a failed repair): deleted"
+                )),
+                Err(e) => self
+                    .warnings
+                    .push(format!("region {id} is outside the group and will not go: {e}")),
+            }
+        }
+    }
+
+    /// The group as an update starts from it: one look, then the sweep.
+    fn start(&mut self) -> Result<Group, EngineError> {
+        let group = self.load()?;
+        self.sweep();
+        group.ok_or(EngineError::GroupGone(self.group_id))
     }
 
     /// Bring the group in line with `extents`. `stop` is polled between
@@ -317,7 +300,7 @@ impl<D: Device> Engine<D> {
             return self.remove().map(Outcome::Updated);
         }
         let sent = self.messages;
-        let group = self.load()?.ok_or(EngineError::GroupGone(self.group_id))?;
+        let group = self.start()?;
         let members: Vec<Member> = group
             .members
             .iter()
@@ -327,7 +310,7 @@ impl<D: Device> Engine<D> {
             })
             .collect();
         let plan = diff::diff(&members, extents);
-        let stale = group.members[1..].iter().any(names_itself);
+        let stale = group.members[1..].iter().any(group::names_itself);
         if plan.is_noop() && group.missing.is_empty() && !stale {
             return Ok(Outcome::Unchanged);
         }
@@ -423,12 +406,7 @@ impl<D: Device> Engine<D> {
             .iter()
             .filter(|m| plan.delete.binary_search(&m.id).is_ok())
         {
-            let made = Made {
-                extent: m.extent(),
-                program_id: m.program_id.clone(),
-                doomed: true,
-            };
-            self.created.insert(m.id, made);
+            self.ledger.doomed_member(m);
         }
         for id in doomed {
             if stop() {
@@ -448,7 +426,7 @@ impl<D: Device> Engine<D> {
     /// the members first, the leader and its descriptor last.
     pub fn remove(&mut self) -> Result<Summary, EngineError> {
         let sent = self.messages;
-        let group = self.load()?.ok_or(EngineError::GroupGone(self.group_id))?;
+        let group = self.start()?;
         let mut ours = Ours::of(&group);
         let mut summary = Summary::default();
         let leader = group.leader.id;
@@ -473,12 +451,7 @@ impl<D: Device> Engine<D> {
         let msg = stats::msg_create(extent, leader)?;
         let reply = self.send(msg.clone())?;
         let id = stats::parse_create_reply(&reply).ok_or(EngineError::BadReply { msg, reply })?;
-        let made = Made {
-            extent,
-            program_id: leader.program_id.clone(),
-            doomed: false,
-        };
-        self.created.insert(id, made);
+        self.ledger.created(id, extent, &leader.program_id);
         Ok(id)
     }
 
@@ -493,71 +466,15 @@ impl<D: Device> Engine<D> {
             }) if !self.exists(id)? => {}
             other => other.map(drop)?,
         }
-        self.created.remove(&id);
+        self.ledger.deleted(id);
         Ok(())
-    }
-
-    /// Delete the regions we created that no descriptor names while the
-    /// group lives on (in our descriptor, or a rival's that replaced it):
-    /// two updaters racing can each publish a descriptor without the
-    /// other's new regions, and only their creator knows them. `lost` is
-    /// our own leader when a rival's descriptor superseded its one. When no
-    /// group is left (`dmstats ungroup`), what remains is the user's.
-    fn sweep(
-        &mut self,
-        by_id: &BTreeMap<RegionId, Region>,
-        lost: Option<RegionId>,
-        group_lives: bool,
-    ) {
-        // A region at one of our ids but on another extent or of another
-        // program took the id after ours was deleted: it is not ours.
-        self.created
-            .retain(|id, made| by_id.get(id).is_some_and(|r| made.is(r)));
-        if self.created.is_empty() {
-            return;
-        }
-        let named: BTreeSet<RegionId> = by_id
-            .values()
-            .filter(|r| Some(r.id) != lost && r.aux_data.contains("DMS_GROUP="))
-            .filter(|r| !self.created.get(&r.id).is_some_and(|m| m.doomed))
-            .filter_map(|r| match Descriptor::parse(&r.aux_data) {
-                Ok(Some(d)) if d.leader() == Some(r.id) => Some(d.members),
-                _ => None,
-            })
-            .flatten()
-            .collect();
-        let lives = group_lives
-            || self
-                .created
-                .keys()
-                .chain(&self.known)
-                .any(|id| named.contains(id));
-        if !lives {
-            return;
-        }
-        let orphans: Vec<RegionId> = self
-            .created
-            .keys()
-            .filter(|id| !named.contains(id))
-            .copied()
-            .collect();
-        for id in orphans {
-            match self.delete(id) {
-                Ok(()) => self.warnings.push(format!(
-                    "region {id} of ours was left outside the group (a rival updater, a failed repair): deleted"
-                )),
-                Err(e) => self
-                    .warnings
-                    .push(format!("region {id} is outside the group and will not go: {e}")),
-            }
-        }
     }
 
     /// Whether the leader still holds the descriptor we loaded, every
     /// member we keep is still there, and no new descriptor claims one of
     /// them (a rival that moved the group's leader).
     fn still_as_loaded(&mut self, group: &Group) -> Result<bool, EngineError> {
-        let now = by_id(self.list()?.0);
+        let now: List = group::by_id(self.list()?.0);
         let unchanged = now
             .get(&group.leader.id)
             .is_some_and(|l| l.aux_data == group.leader.aux_data)
@@ -565,7 +482,7 @@ impl<D: Device> Engine<D> {
                 .members
                 .iter()
                 .all(|m| now.get(&m.id).is_some_and(|r| r.extent() == m.extent()));
-        Ok(unchanged && !self.rival_claims(&now, group))
+        Ok(unchanged && !self.ledger.rival_claims(&now, group))
     }
 
     /// One `@stats_list`, of the group's program once it is known to hold
@@ -575,20 +492,6 @@ impl<D: Device> Engine<D> {
         let msg = stats::msg_list(filter)?;
         let reply = self.send(msg)?;
         Ok(stats::parse_list(&reply))
-    }
-
-    /// A descriptor left on a region we meant to delete (an old leader
-    /// whose delete and repair failed) is our own stale copy, not a rival's.
-    fn rival_claims(&self, by_id: &BTreeMap<RegionId, Region>, group: &Group) -> bool {
-        claims(by_id, group)
-            .iter()
-            .filter(|c| !self.old_claims.contains(c))
-            .any(|(id, _)| !self.doomed(by_id, *id))
-    }
-
-    fn doomed(&self, by_id: &BTreeMap<RegionId, Region>, id: RegionId) -> bool {
-        let made = self.created.get(&id);
-        made.is_some_and(|m| m.doomed && by_id.get(&id).is_some_and(|r| m.is(r)))
     }
 
     fn exists(&mut self, id: RegionId) -> Result<bool, EngineError> {
@@ -616,7 +519,7 @@ impl<D: Device> Engine<D> {
             self.set_aux(ours, leader, desc)?;
         }
         self.group_id = leader;
-        self.known = set.iter().copied().collect();
+        self.ledger.published(set);
         Ok(())
     }
 
@@ -632,7 +535,7 @@ impl<D: Device> Engine<D> {
             let stale = ours
                 .aux
                 .get(&id)
-                .is_some_and(|aux| aux_names_itself(id, aux));
+                .is_some_and(|aux| group::aux_names_itself(id, aux));
             if stale {
                 self.set_aux(ours, id, user.clone())?;
             }
@@ -667,66 +570,4 @@ impl<D: Device> Engine<D> {
             },
         }
     }
-}
-
-/// A list by id; should a reply repeat an id, the first line counts.
-fn by_id(regions: Vec<Region>) -> BTreeMap<RegionId, Region> {
-    let mut by_id = BTreeMap::new();
-    for r in regions {
-        by_id.entry(r.id).or_insert(r);
-    }
-    by_id
-}
-
-/// Descriptors that name one of the group's members but sit on a region
-/// of the same program outside the group: left by a rival updater that
-/// moved the leader. (A member holding one is our own stale old leader,
-/// which the next update strips; other programs' aux data is not ours to
-/// weigh.)
-fn claims(by_id: &BTreeMap<RegionId, Region>, group: &Group) -> Vec<(RegionId, String)> {
-    let ours = |id: RegionId| group.members.binary_search_by_key(&id, |m| m.id).is_ok();
-    by_id
-        .values()
-        .filter(|r| !ours(r.id) && r.program_id == group.leader.program_id)
-        .filter(|r| r.aux_data.contains("DMS_GROUP="))
-        .filter(|r| match Descriptor::parse(&r.aux_data) {
-            Ok(Some(d)) if d.leader() == Some(r.id) => d.members.iter().any(|&m| ours(m)),
-            _ => false,
-        })
-        .map(|r| (r.id, r.aux_data.clone()))
-        .collect()
-}
-
-/// The group led by `id` in a list, or why there is none.
-fn read_group(id: RegionId, by_id: &BTreeMap<RegionId, Region>) -> Result<Group, String> {
-    let leader = by_id.get(&id).ok_or("no such region")?.clone();
-    let descriptor = match Descriptor::parse(&leader.aux_data) {
-        Ok(Some(d)) if d.leader() == Some(id) => d,
-        Ok(Some(d)) => return Err(format!("its descriptor is led by region {:?}", d.leader())),
-        Ok(None) => return Err("it holds no group descriptor".to_string()),
-        Err(e) => return Err(e.to_string()),
-    };
-    let (mut members, mut missing) = (Vec::new(), Vec::new());
-    for &m in &descriptor.members {
-        match by_id.get(&m) {
-            Some(r) => members.push(r.clone()),
-            None => missing.push(m),
-        }
-    }
-    Ok(Group {
-        leader,
-        descriptor,
-        members,
-        missing,
-    })
-}
-
-fn names_itself(r: &Region) -> bool {
-    aux_names_itself(r.id, &r.aux_data)
-}
-
-/// A descriptor led by the region holding it: what a leader has, and what
-/// an old leader must not keep.
-fn aux_names_itself(id: RegionId, aux: &str) -> bool {
-    matches!(Descriptor::parse(aux), Ok(Some(d)) if d.leader() == Some(id))
 }

@@ -1,6 +1,12 @@
-//! The daemon's error, with enough context to be one clear log line.
+//! The daemon's error, with enough context to be one clear log line: each
+//! variant keeps its typed cause as its source, and its text names the
+//! cause's, so the line reads down the chain.
+//!
+//! Owns: [`Error`], the top of every chain. Touches: nothing; the modules
+//! below it own their errors and their words.
 
-use crate::{dm, engine, fiemap};
+use crate::start::Refusal;
+use crate::{dm, engine, fiemap, map};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -14,9 +20,14 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    /// A check before starting failed: `<what>: <why>`.
+    /// A check before starting failed: `<what>: <why>`. Only
+    /// [`crate::start`] refuses; later failures are not refusals.
     #[error("{what}: {why}")]
-    Refused { what: String, why: String },
+    Refused {
+        what: String,
+        #[source]
+        why: Refusal,
+    },
     /// An update failed in a way a retry cannot mend (device gone).
     #[error("group {group}: {source}")]
     Fatal {
@@ -24,6 +35,24 @@ pub enum Error {
         #[source]
         source: engine::EngineError,
     },
+    /// `map` or `unmap` failed on the device, its checks passed.
+    #[error("{what}: {source}")]
+    Map {
+        what: String,
+        #[source]
+        source: map::MapError,
+    },
+    /// `unmap FILE` found no single group for the file.
+    #[error("{what}: {source}")]
+    Find {
+        what: String,
+        #[source]
+        source: map::FindError,
+    },
+    /// The file source was asked to look without an open file: a bug of
+    /// the loop, reported as such.
+    #[error("file: not open")]
+    NotOpen,
 }
 
 impl Error {
@@ -34,10 +63,10 @@ impl Error {
         }
     }
 
-    pub fn refused(what: impl Into<String>, why: impl Into<String>) -> Error {
+    pub fn refused(what: impl Into<String>, why: Refusal) -> Error {
         Error::Refused {
             what: what.into(),
-            why: why.into(),
+            why,
         }
     }
 }

@@ -1,5 +1,8 @@
 //! Extents: where a file's data sits on the device, in 512-byte sectors,
 //! and how raw FIEMAP records become the extents a filemap group mirrors.
+//!
+//! Owns: [`Extent`], [`RawExtent`], the FIEMAP_EXTENT_* flags it reads, the
+//! merge. Touches: no file (the records come from [`crate::fiemap`]).
 
 use std::collections::BTreeMap;
 
@@ -151,7 +154,7 @@ pub fn merge(raw: &[RawExtent]) -> Vec<Extent> {
 
 /// The properties the merge promises whatever the input; shared by the unit
 /// tests and the `fiemap_merge` fuzz target. Panics on a violation.
-#[doc(hidden)]
+#[cfg(feature = "testkit")]
 pub fn check_merge(raw: &[RawExtent], splits: &[usize]) {
     let whole = merge(raw);
     // Any split into batches gives the same extents.

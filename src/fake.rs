@@ -6,6 +6,10 @@
 //! checked the way `dm-stats.c` checks them, so a message the fake accepts is
 //! one the kernel accepts, and a list it prints is byte for byte a list the
 //! kernel would print.
+//!
+//! Feature `testkit` only. Owns: [`FakeDm`], the fault plan. Touches: the
+//! daemon's code never; it stands in for [`crate::dm::DmDevice`] behind
+//! [`crate::device::Device`].
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -13,7 +17,7 @@ use std::rc::Rc;
 
 use rustix::io::Errno;
 
-use crate::engine::{Device, DeviceError};
+use crate::device::{Device, DeviceError};
 use crate::extent::Extent;
 use crate::stats::{self, split_args, Descriptor, Dialect, Region, RegionId};
 

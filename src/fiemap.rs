@@ -1,6 +1,9 @@
 //! The FIEMAP ioctl ABI: hand-laid `struct fiemap` and `struct fiemap_extent`,
 //! and a scan of an open file into [`Extent`]s. One of the three modules
 //! allowed unchecked code; every such block says why in a SAFETY comment.
+//!
+//! Owns: `struct fiemap` and the FS_IOC_FIEMAP call. Touches: no group; the
+//! records go to [`crate::extent`].
 #![allow(unsafe_code)]
 
 use rustix::fd::AsFd;
@@ -12,7 +15,7 @@ use crate::extent::{Extent, Merger, RawExtent, FIEMAP_EXTENT_LAST};
 #[derive(Debug, thiserror::Error)]
 pub enum FiemapError {
     #[error("FS_IOC_FIEMAP failed: {0}")]
-    Ioctl(rustix::io::Errno),
+    Ioctl(#[source] rustix::io::Errno),
     #[error("the file system does not report extents (no FIEMAP support)")]
     Unsupported,
     #[error("the file system refused FIEMAP flags {0:#x}")]
@@ -157,6 +160,21 @@ mod tests {
         assert_eq!(offset_of!(Request<3>, extents), 32);
         assert_eq!(size_of::<Request<BATCH>>(), 32 + 56 * BATCH);
         assert_eq!(FS_IOC_FIEMAP as u64, 0xC020_660B);
+    }
+
+    /// The kernel's own values, from its headers via linux-raw-sys.
+    /// FS_IOC_FIEMAP encodes `size_of::<struct fiemap>()`, so it checks
+    /// the hand-laid header's size; linux-raw-sys 0.12 has no `struct
+    /// fiemap` or `struct fiemap_extent` to compare the layouts with.
+    #[test]
+    fn constants_match_the_kernel_headers() {
+        use linux_raw_sys::ioctl as k;
+        assert_eq!(FS_IOC_FIEMAP as u64, u64::from(k::FS_IOC_FIEMAP));
+        assert_eq!(FIEMAP_FLAG_SYNC, k::FIEMAP_FLAG_SYNC);
+        use crate::extent::{FIEMAP_EXTENT_DELALLOC, FIEMAP_EXTENT_UNKNOWN};
+        assert_eq!(FIEMAP_EXTENT_LAST, k::FIEMAP_EXTENT_LAST);
+        assert_eq!(FIEMAP_EXTENT_UNKNOWN, k::FIEMAP_EXTENT_UNKNOWN);
+        assert_eq!(FIEMAP_EXTENT_DELALLOC, k::FIEMAP_EXTENT_DELALLOC);
     }
 
     /// A FIEMAP stand-in honouring `start` and returning at most `cap`

@@ -25,6 +25,23 @@ pub enum Level {
     Debug,
 }
 
+/// `s` with its control characters escaped (`\n`, `\u{1b}`), so that a
+/// value quoted in a message keeps it one line.
+pub fn printable(s: &str) -> String {
+    if !s.chars().any(char::is_control) {
+        return s.to_owned();
+    }
+    s.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().collect()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
 pub fn set_verbose(v: u8) {
     VERBOSE.store(v, Ordering::Relaxed);
 }

@@ -18,6 +18,9 @@
 //!   in a `&str` message: a backslash would have to sit inside the
 //!   character. Such arguments are refused with [`MessageError`] rather than
 //!   sent and silently cut.
+//!
+//! Owns: the message texts and their parsers. Touches: no device, no
+//! state (the engine sends what it builds).
 
 use crate::extent::Extent;
 
@@ -190,7 +193,7 @@ pub enum DescriptorError {
     TooManyMembers,
 }
 
-const TAG: &str = "DMS_GROUP=";
+pub const TAG: &str = "DMS_GROUP=";
 
 /// Far beyond what dm-stats' memory cap allows on any machine (each region
 /// costs tens of KiB of kernel memory), yet it bounds what a hostile range
@@ -253,6 +256,63 @@ impl Descriptor {
         match self.dialect {
             Dialect::Bare => format!("{TAG}{}:{members}#{user}", self.alias),
             Dialect::Quoted => format!("{TAG}\"{}\":{members}#{user}", self.alias),
+        }
+    }
+}
+
+/// Why an alias cannot be written in a descriptor.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AliasError {
+    /// The kernel prints aux_data raw: a newline would split the
+    /// `@stats_list` line, other control bytes confuse every reader.
+    #[error("alias {0:?} holds a control character")]
+    Control(String),
+    /// A quoted alias ends at the first `":`.
+    #[error("alias {0:?} holds '\":', which no descriptor can carry")]
+    Unquotable(String),
+    #[error(transparent)]
+    Message(#[from] MessageError),
+}
+
+/// The dialect a new group's descriptor is written in: the one choice of
+/// it, so it can be flipped when both lvm2 generations are known to read
+/// another form back intact.
+///
+/// Bare (`DMS_GROUP=alias:...`) is what Debian 12's dmstats writes and
+/// reads. It cannot carry a `:` (which ends the alias for every reader), a
+/// leading `"` (which makes it quoted), or whitespace (lvm2 <= 2.03.22 cuts
+/// aux_data at the first space): those aliases are written quoted.
+pub fn new_group_dialect(alias: &str) -> Dialect {
+    let bare = !alias.starts_with('"')
+        && !alias.contains(':')
+        && !alias.chars().any(char::is_whitespace)
+        && !alias.bytes().any(kernel_space);
+    if bare {
+        Dialect::Bare
+    } else {
+        Dialect::Quoted
+    }
+}
+
+impl Descriptor {
+    /// The descriptor of a new group with no user data, in
+    /// [`new_group_dialect`]; refused when the alias would not read back
+    /// as given or could not be sent.
+    pub fn for_new_group(alias: &str, members: Vec<RegionId>) -> Result<Descriptor, AliasError> {
+        if alias.chars().any(char::is_control) {
+            return Err(AliasError::Control(excerpt(alias)));
+        }
+        let desc = Descriptor {
+            alias: alias.to_owned(),
+            members,
+            user: String::new(),
+            dialect: new_group_dialect(alias),
+        };
+        let text = desc.format();
+        escape(&text)?;
+        match Descriptor::parse(&text) {
+            Ok(Some(back)) if back == desc => Ok(desc),
+            _ => Err(AliasError::Unquotable(excerpt(alias))),
         }
     }
 }
@@ -366,6 +426,7 @@ pub fn escape(arg: &str) -> Result<String, MessageError> {
 /// Split a message as the kernel's `dm_split_args` does: the inverse of
 /// [`escape`], for the fake kernel and the tests. Tokens that are not UTF-8
 /// once split (a character cut at byte 0xA0) are read lossily.
+#[cfg(feature = "testkit")]
 pub fn split_args(msg: &str) -> Vec<String> {
     let bytes = msg.as_bytes();
     let bytes = &bytes[..bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len())];
@@ -762,6 +823,37 @@ mod tests {
                 "{aux:?}"
             );
         }
+    }
+
+    #[test]
+    fn new_group_descriptors() {
+        use Dialect::*;
+        let table: &[(&str, Dialect, &str)] = &[
+            ("vm.img", Bare, "DMS_GROUP=vm.img:0-2#-"),
+            ("", Bare, "DMS_GROUP=:0-2#-"),
+            ("a#b", Bare, "DMS_GROUP=a#b:0-2#-"),
+            ("mid\"quote", Bare, "DMS_GROUP=mid\"quote:0-2#-"),
+            ("ünï©ødé", Bare, "DMS_GROUP=ünï©ødé:0-2#-"),
+            ("my file", Quoted, "DMS_GROUP=\"my file\":0-2#-"),
+            ("a:b", Quoted, "DMS_GROUP=\"a:b\":0-2#-"),
+            ("\"q", Quoted, "DMS_GROUP=\"\"q\":0-2#-"),
+            ("nb\u{a0}sp", Quoted, ""),
+        ];
+        for &(alias, dialect, text) in table {
+            assert_eq!(new_group_dialect(alias), dialect, "{alias:?}");
+            if text.is_empty() {
+                continue;
+            }
+            let d = Descriptor::for_new_group(alias, vec![0, 1, 2]).unwrap();
+            assert_eq!(d.format(), text);
+            assert_eq!(Descriptor::parse(text), Ok(Some(d)));
+        }
+        let err = |a: &str| Descriptor::for_new_group(a, vec![3]).unwrap_err();
+        assert!(matches!(err("a\nb"), AliasError::Control(_)));
+        assert!(matches!(err("tab\there"), AliasError::Control(_)));
+        assert!(matches!(err("x\":y"), AliasError::Unquotable(_)));
+        assert!(matches!(err("voilà"), AliasError::Message(_)));
+        assert!(matches!(err("nb\u{a0}sp"), AliasError::Message(_)));
     }
 
     #[test]

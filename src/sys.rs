@@ -6,6 +6,8 @@
 //! Detaching does not fork: a forked child of a Rust program may only call
 //! async-signal-safe functions, so we re-execute ourselves (`/proc/self/exe`)
 //! with [`DETACHED_ENV`] set, and the parent exits.
+//!
+//! Owns: the process plumbing. Touches: no group, no extents.
 // Each unchecked block below carries a SAFETY comment.
 #![allow(unsafe_code)]
 

@@ -1,5 +1,8 @@
 //! Helpers shared by the unit tests, the integration tests and the fuzz
 //! targets; not part of the daemon.
+//!
+//! Feature `testkit` only. Owns: the shared checks and generators. Touches:
+//! the daemon's code never.
 
 use std::collections::BTreeMap;
 

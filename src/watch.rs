@@ -5,6 +5,9 @@
 //!
 //! Pending stop signals do not interrupt `poll` (they are blocked), so the
 //! timeout is cut in slices of at most [`SLICE`] to look at them.
+//!
+//! Owns: the inotify instance. Touches: no extents, no group; what a change
+//! means is the file source's to decide.
 
 use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, OwnedFd};

@@ -9,10 +9,11 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use common::{converged, ext, no_orphans, snapshot, untouched};
-use dmfilemapd::daemon::{Daemon, Exit, Look, Scanner, Stamp};
+use dmfilemapd::daemon::{Daemon, Exit};
 use dmfilemapd::engine::Engine;
 use dmfilemapd::extent::Extent;
 use dmfilemapd::fake::{FakeDm, Kind, DMSTATS_PROGRAM};
+use dmfilemapd::source::{Look, Scanner, Stamp};
 use dmfilemapd::stats::Dialect;
 use dmfilemapd::Error;
 use rustix::io::Errno;
@@ -115,7 +116,7 @@ impl Scanner for FakeFile {
 struct Sim {
     world: Rc<RefCell<World>>,
     dm: Dm,
-    daemon: Daemon<Engine<Dm>, FakeFile>,
+    daemon: Daemon<Dm, FakeFile>,
 }
 
 /// A file with `extents`, mapped by a dmstats group, beside a region of
@@ -153,7 +154,7 @@ impl Sim {
     }
 
     fn id(&self) -> u64 {
-        dmfilemapd::daemon::Updater::group_id(&self.daemon.group)
+        self.daemon.group.group_id()
     }
 
     fn check(&self, extents: &[Extent]) {
@@ -304,7 +305,7 @@ fn stop_during_a_long_update_leaves_the_group_whole() {
     };
     assert_eq!(sim.daemon.run(&stop).unwrap(), Exit::Stopped);
     let dm = sim.dm.borrow();
-    let id = dmfilemapd::daemon::Updater::group_id(&sim.daemon.group);
+    let id = sim.daemon.group.group_id();
     no_orphans(&dm, DMSTATS_PROGRAM, &[id]);
     let members = common::group(&dm, id).1.len();
     assert!(

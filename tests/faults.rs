@@ -13,7 +13,8 @@ use std::collections::BTreeMap;
 use std::rc::Rc;
 
 use common::*;
-use dmfilemapd::engine::{Device, DeviceError, Engine, EngineError, Outcome};
+use dmfilemapd::device::{Device, DeviceError};
+use dmfilemapd::engine::{Engine, EngineError, Outcome};
 use dmfilemapd::extent::Extent;
 use dmfilemapd::fake::{FakeDm, Kind, DMSTATS_PROGRAM, FAULT_ERRNOS};
 use dmfilemapd::stats::{Descriptor, Dialect, Region, RegionId};

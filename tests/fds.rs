@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use dmfilemapd::cli::Mode;
-use dmfilemapd::daemon::{FileSource, Look, Scanner};
+use dmfilemapd::source::{FileSource, Look, Scanner};
 
 const CYCLES: usize = 10_000;
 

@@ -11,7 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use dmfilemapd::cli::Mode;
-use dmfilemapd::daemon::{FileSource, Look, Scanner};
+use dmfilemapd::source::{FileSource, Look, Scanner};
 use dmfilemapd::sys::open_elsewhere;
 use dmfilemapd::watch::{Events, Watcher};
 
@@ -198,7 +198,7 @@ fn source(mode: Mode, path: &Path) -> FileSource {
     FileSource::new(mode, path.to_owned(), fd).unwrap()
 }
 
-fn stamp(look: Look) -> dmfilemapd::daemon::Stamp {
+fn stamp(look: Look) -> dmfilemapd::source::Stamp {
     match look {
         Look::File(s) => s,
         other => panic!("{other:?}"),

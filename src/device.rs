@@ -1,0 +1,21 @@
+//! The bottom of the stack: a device that takes dm-stats messages, and how
+//! sending one can fail. [`crate::dm::DmDevice`] is the kernel's,
+//! `fake::FakeDm` (feature `testkit`) the tests'; the engine sees only this.
+//!
+//! Owns: the [`Device`] trait and [`DeviceError`]. Touches: nothing of the
+//! crate (every other module may depend on this one, it on none of them).
+
+/// A device-mapper device that takes dm-stats messages.
+pub trait Device {
+    /// Send one target message (sector 0) and return the reply text,
+    /// empty when the kernel sends none.
+    fn message(&mut self, msg: &str) -> Result<String, DeviceError>;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DeviceError {
+    #[error("{0}")]
+    Os(#[from] rustix::io::Errno),
+    #[error("reply does not fit in {0} bytes")]
+    ReplyTooLarge(usize),
+}

@@ -1,0 +1,100 @@
+//! The `map` and `unmap` commands on the kernel: the file checked as the
+//! daemon checks its fd ([`start::check_file`]), then [`map`] on its
+//! device. `main` follows a mapped group with the positional form's own
+//! code, and deletes it again should following fail to start.
+//!
+//! Owns: [`Mapped`], [`map_file`], [`unmap`], [`delete`]. Touches: the
+//! device only through [`map`].
+
+use std::os::fd::OwnedFd;
+use std::path::PathBuf;
+
+use crate::cli::{MapArgs, UnmapArgs};
+use crate::dm::{self, DmDevice};
+use crate::map::{self, Created, Deleted, NewGroup};
+use crate::stats::RegionId;
+use crate::{start, verbose, Error};
+
+/// A group `map` made, and the file it maps.
+pub struct Mapped {
+    /// Open for reading, inheritable: the daemon's fd.
+    pub fd: OwnedFd,
+    /// Absolute, links resolved: the daemon's path.
+    pub path: PathBuf,
+    /// `st_rdev` of the device the group is on.
+    pub dev: u64,
+    pub created: Created,
+}
+
+/// Check the file and make its group. `stop` is polled between creates.
+pub fn map_file(args: &MapArgs, stop: &dyn Fn() -> bool) -> Result<Mapped, Error> {
+    let checked = start::check_file(&args.file)?;
+    // dmstats names the group after the file (links resolved).
+    let alias = args.alias.clone().unwrap_or_else(|| {
+        checked
+            .path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    });
+    let spec = NewGroup {
+        alias,
+        histogram: args.histogram.clone(),
+    };
+    let mut device = checked.device;
+    let created =
+        map::create_group(&mut device, &checked.extents, &spec, stop).map_err(|source| {
+            Error::Map {
+                what: args.file.display().to_string(),
+                source,
+            }
+        })?;
+    verbose!(
+        "Created group {} of {} regions, alias \"{}\"",
+        created.group_id,
+        created.regions,
+        spec.alias
+    );
+    Ok(Mapped {
+        fd: checked.fd,
+        path: checked.path,
+        dev: device.dev,
+        created,
+    })
+}
+
+/// Delete the group `unmap` names: `--group ID` on the device of the
+/// target, or the one group that maps the file (see [`map::find_group`]).
+pub fn unmap(args: &UnmapArgs) -> Result<(RegionId, Deleted), Error> {
+    let what = args.target.display().to_string();
+    let (mut device, id) = match args.group {
+        Some(id) => (start::check_device(&args.target)?, id),
+        None => {
+            let checked = start::check_file(&args.target)?;
+            let mut device = checked.device;
+            let list = map::list(&mut device).map_err(|source| Error::Map {
+                what: what.clone(),
+                source,
+            })?;
+            let id = map::find_group(&list, &checked.extents).map_err(|source| Error::Find {
+                what: what.clone(),
+                source,
+            })?;
+            (device, id)
+        }
+    };
+    let done = map::delete_group(&mut device, id).map_err(|source| Error::Map { what, source })?;
+    Ok((id, done))
+}
+
+/// Delete a group `map` made, when following it could not start.
+pub fn delete(dev: u64, id: RegionId) -> Result<Deleted, Error> {
+    let mut device = DmDevice {
+        control: dm::Control::open()?,
+        dev,
+    };
+    map::delete_group(&mut device, id).map_err(|source| Error::Map {
+        what: format!("group {id}"),
+        source,
+    })
+}

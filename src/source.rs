@@ -1,0 +1,237 @@
+//! The file the group mirrors, as the loop sees it ([`Scanner`], [`Look`],
+//! [`Stamp`]), and the real one ([`FileSource`]): FIEMAP, `fstat`, inotify,
+//! and in path mode a re-open by name each cycle.
+//!
+//! Owns: the file's fd after start-up, its inotify watch, the inode and
+//! path modes. Touches: no device, no group; the loop ([`crate::daemon`])
+//! decides what a look or a scan means.
+
+use std::os::fd::OwnedFd;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use rustix::fs::{FileType, Stat};
+
+use crate::cli::Mode;
+use crate::extent::Extent;
+use crate::watch::{self, Watcher};
+use crate::{debug, fiemap, info, sys, warn, Error};
+
+/// Path mode tolerates a missing file for this many looks ...
+pub const ABSENT_TRIES: u32 = 10;
+/// ... this far apart.
+pub const ABSENT_WAIT: Duration = Duration::from_millis(100);
+
+/// What `fstat` says about the file, cheap enough for every cycle. Any write
+/// that moves data moves one of these (size, blocks, mtime, ctime), even when
+/// inotify was not told (writes through a shared mapping).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stamp {
+    pub ino: u64,
+    pub size: i64,
+    pub blocks: i64,
+    pub mtime: (i64, i64),
+    pub ctime: (i64, i64),
+}
+
+impl Stamp {
+    #[allow(clippy::unnecessary_cast)] // the field types differ between architectures
+    pub fn of(st: &Stat) -> Stamp {
+        Stamp {
+            ino: st.st_ino as u64,
+            size: st.st_size as i64,
+            blocks: st.st_blocks as i64,
+            mtime: (st.st_mtime as i64, st.st_mtime_nsec as i64),
+            ctime: (st.st_ctime as i64, st.st_ctime_nsec as i64),
+        }
+    }
+}
+
+/// `(st_dev, st_ino)`: which file a `stat` describes.
+#[allow(clippy::unnecessary_cast)] // the field types differ between architectures
+pub(crate) fn file_id(st: &Stat) -> (u64, u64) {
+    (st.st_dev as u64, st.st_ino as u64)
+}
+
+/// What a look at the file found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Look {
+    File(Stamp),
+    /// Inode mode: the file has no name left and no other process holds it.
+    UnlinkedAndClosed,
+    /// Path mode: no regular file of the device at the path, after the tolerance.
+    Absent,
+}
+
+/// The file the group mirrors.
+pub trait Scanner {
+    /// Look at the file without FIEMAP (path mode re-opens it here).
+    fn look(&mut self, stop: &dyn Fn() -> bool) -> Result<Look, Error>;
+    /// The file's extents (FIEMAP).
+    fn scan(&mut self) -> Result<Vec<Extent>, Error>;
+    /// Sleep up to `timeout`, less when `stop` answers true or, if `wake`,
+    /// when the file shows a change. Returns whether a change was seen.
+    fn wait(
+        &mut self,
+        timeout: Duration,
+        wake: bool,
+        stop: &dyn Fn() -> bool,
+    ) -> Result<bool, Error>;
+    fn now(&self) -> Instant;
+}
+
+/// The real file: FIEMAP, `fstat`, inotify.
+pub struct FileSource {
+    mode: Mode,
+    path: PathBuf,
+    /// `st_dev` of the dm device; a file elsewhere is never mapped.
+    dev: u64,
+    /// In inode mode, always the caller's fd. In path mode, the file opened by
+    /// this cycle's look, closed before sleeping so we never pin a replaced file.
+    fd: Option<OwnedFd>,
+    ino: u64,
+    /// `None` once the kernel dropped the watch, or (path mode) when a new
+    /// one could not be made; then timeouts alone wake us.
+    watcher: Option<Watcher>,
+    told_held: bool,
+}
+
+impl FileSource {
+    pub fn new(mode: Mode, path: PathBuf, fd: OwnedFd) -> Result<FileSource, Error> {
+        let st = rustix::fs::fstat(&fd).map_err(|e| Error::io("fstat", e))?;
+        let watcher = Watcher::new(&fd).map_err(|e| Error::io("inotify", e))?;
+        let (dev, ino) = file_id(&st);
+        Ok(FileSource {
+            mode,
+            path,
+            dev,
+            fd: Some(fd),
+            ino,
+            watcher: Some(watcher),
+            told_held: false,
+        })
+    }
+
+    fn look_inode(&mut self) -> Result<Look, Error> {
+        let fd = self.fd.as_ref().ok_or(Error::NotOpen)?;
+        let st = rustix::fs::fstat(fd).map_err(|e| Error::io("fstat", e))?;
+        if st.st_nlink == 0 {
+            let (dev, ino) = file_id(&st);
+            match sys::open_elsewhere(dev, ino) {
+                Ok(false) => return Ok(Look::UnlinkedAndClosed),
+                Ok(true) if !self.told_held => {
+                    info!("File unlinked and open: continuing.");
+                    self.told_held = true;
+                }
+                Ok(true) => {}
+                Err(e) => warn!("Cannot scan /proc for other holders of the file: {e}"),
+            }
+        }
+        Ok(Look::File(Stamp::of(&st)))
+    }
+
+    fn look_path(&mut self, stop: &dyn Fn() -> bool) -> Result<Look, Error> {
+        for attempt in 0..ABSENT_TRIES {
+            if attempt > 0 {
+                debug!("Waiting for {} to reappear", self.path.display());
+                watch::sleep(ABSENT_WAIT, stop);
+                if stop() {
+                    return Ok(Look::Absent);
+                }
+            }
+            let Some((fd, st)) = self.open_path() else {
+                continue;
+            };
+            let (_, ino) = file_id(&st);
+            if ino != self.ino || self.watcher.is_none() {
+                if ino != self.ino {
+                    info!(
+                        "File at {} replaced: now following inode {ino}.",
+                        self.path.display()
+                    );
+                }
+                // Drop the old instance before making the new one: never two.
+                self.watcher = None;
+                // Out of inotify instances (a limit shared with every other
+                // program of the user) is no reason to stop: the fstat
+                // stamp still catches changes, at the check interval.
+                self.watcher = Watcher::new(&fd)
+                    .inspect_err(|e| warn!("Cannot watch {}: {e}", self.path.display()))
+                    .ok();
+                self.ino = ino;
+            }
+            self.fd = Some(fd);
+            return Ok(Look::File(Stamp::of(&st)));
+        }
+        warn!(
+            "No regular file of this device at {} after {ABSENT_TRIES} tries.",
+            self.path.display()
+        );
+        Ok(Look::Absent)
+    }
+
+    /// The file now at the path, if it is a regular file on our device.
+    /// `O_PATH` first, so a FIFO or device node put there is never opened
+    /// (that could block, or rewind a tape); then the same inode is opened
+    /// for reading through `/proc/self/fd`, with no window for a swap.
+    fn open_path(&self) -> Option<(OwnedFd, Stat)> {
+        use rustix::fs::{Mode as Perm, OFlags};
+        let ours = |st: &Stat| {
+            FileType::from_raw_mode(st.st_mode) == FileType::RegularFile
+                && file_id(st).0 == self.dev
+        };
+        let handle =
+            rustix::fs::open(&self.path, OFlags::PATH | OFlags::CLOEXEC, Perm::empty()).ok()?;
+        rustix::fs::fstat(&handle).ok().filter(ours)?;
+        let reopen = format!("/proc/self/fd/{}", sys::raw(&handle));
+        let flags = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC;
+        let fd = rustix::fs::open(reopen.as_str(), flags, Perm::empty()).ok()?;
+        let st = rustix::fs::fstat(&fd).ok().filter(ours)?;
+        Some((fd, st))
+    }
+}
+
+impl Scanner for FileSource {
+    fn look(&mut self, stop: &dyn Fn() -> bool) -> Result<Look, Error> {
+        match self.mode {
+            Mode::Inode => self.look_inode(),
+            Mode::Path => self.look_path(stop),
+        }
+    }
+
+    fn scan(&mut self) -> Result<Vec<Extent>, Error> {
+        let fd = self.fd.as_ref().ok_or(Error::NotOpen)?;
+        Ok(fiemap::scan(fd)?)
+    }
+
+    fn wait(
+        &mut self,
+        timeout: Duration,
+        wake: bool,
+        stop: &dyn Fn() -> bool,
+    ) -> Result<bool, Error> {
+        if self.mode == Mode::Path {
+            self.fd = None;
+        }
+        let Some(watcher) = &self.watcher else {
+            watch::sleep(timeout, stop);
+            return Ok(false);
+        };
+        let events = if wake {
+            watcher.wait(timeout, stop)
+        } else {
+            watch::sleep(timeout, stop);
+            watcher.drain()
+        }
+        .map_err(|e| Error::io("inotify", e))?;
+        if events.dropped {
+            debug!("inotify watch dropped by the kernel");
+            self.watcher = None;
+        }
+        Ok(events.changed)
+    }
+
+    fn now(&self) -> Instant {
+        Instant::now()
+    }
+}
