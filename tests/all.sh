@@ -2,8 +2,9 @@
 # The one test command (what .ci/run calls): sets the machine up, then runs the
 # unit and fake-kernel tests, the fuzz smoke run (if present), checks the man
 # page, builds the Debian package (lintian, systemd-analyze verify on its
-# unit) and runs the VM scenarios against the real kernel with the binary
-# taken from that package. Exits non-zero if any part fails.
+# unit) and runs the VM scenarios against the real kernel, Debian 12's and
+# Debian 13's, with the binary taken from that package. Exits non-zero if
+# any part fails.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -77,14 +78,16 @@ step "cargo test" cargo test --all-targets
 [ -f tests/fuzz.sh ] && step fuzz bash tests/fuzz.sh
 step "man page" man_page
 step deb deb_package
+bin=()
 if [ -x "$deb_root/usr/sbin/dmfilemapd" ]; then
     step "systemd unit" systemd_unit
-    # The one full VM run, with the binary as the package installs it.
-    step vm env DMFILEMAPD="$PWD/$deb_root/usr/sbin/dmfilemapd" bash tests/vm/run.sh
+    # The VM runs use the binary as the package installs it.
+    bin=(DMFILEMAPD="$PWD/$deb_root/usr/sbin/dmfilemapd")
 else
     echo "all: no package binary; the VM runs a fresh build"
-    step vm bash tests/vm/run.sh
 fi
+step "vm (Debian 12)" env "${bin[@]}" bash tests/vm/run.sh
+step "vm (Debian 13)" env "${bin[@]}" VM_RELEASE=13 bash tests/vm/run.sh
 
 if [ "${#failed[@]}" -gt 0 ]; then
     echo "all: FAILED: ${failed[*]}"

@@ -2,13 +2,14 @@
 # Installs everything the tests need on a fresh Debian 12 machine (waiting for
 # the dpkg lock, which a fresh machine's unattended upgrades may hold). Idempotent:
 # a second run only checks. Nothing fetched here is committed; the kernel and
-# user-space debs for the VM are cached under tests/vm/cache by tests/vm/run.sh.
+# user-space debs for the VM are cached under tests/vm/cache by tests/vm/run.sh
+# (Debian 13's, with their own apt lists, under tests/vm/cache/trixie).
 set -euo pipefail
 
 # qemu and friends for the VM; mandoc, lintian and systemd (for
 # systemd-analyze) check the man page, the .deb and the unit.
 need_pkgs=(qemu-system-x86 busybox-static cpio xfsprogs e2fsprogs btrfs-progs dmsetup kmod
-    mandoc lintian systemd)
+    mandoc lintian systemd xz-utils)
 missing=()
 for p in "${need_pkgs[@]}"; do
     dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed' || missing+=("$p")

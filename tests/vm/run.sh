@@ -1,31 +1,44 @@
 #!/usr/bin/env bash
 # Runs the VM scenarios against the real kernel: builds the static binary and
-# the initramfs, boots Debian 12's kernel under qemu (software emulation) and
-# runs each scenario in the guest. Prints "PASS name" / "FAIL name: why" per
-# scenario and ends with "N passed, N failed"; exits non-zero on any failure or
-# if the VM did not finish.
+# the initramfs, boots Debian 12's (or 13's) kernel under qemu (software
+# emulation) and runs each scenario in the guest. Prints "PASS name" /
+# "FAIL name: why" per scenario and ends with "N passed, N failed"; exits
+# non-zero on any failure or if the VM did not finish.
 #
 # usage: tests/vm/run.sh [SCENARIO|FILE.sh ...]   (default: every scenario)
-# env:   DMFILEMAPD=path  use this binary instead of building one
+# env:   VM_RELEASE=12|13 Debian 12's kernel and dmsetup (the default), or
+#                         Debian 13's (logs then in tests/vm/work/deb13)
+#        VM_FILEMAP=dmstats|hand|map  how scenarios start the daemon (see
+#                         start_filemap in guest/lib.sh; default: dmstats on
+#                         12, hand on 13)
+#        DMFILEMAPD=path  use this binary instead of building one
 #        VM_DEBUG=1       run the daemon at verbose 3, show its log on failure
 #        VM_SKIP="a b"    leave these scenarios out of the default set
 #        VM_SHOW=1        print the whole console log (also kept in tests/vm/work)
 #        VM_BINS="a b"    more static programs for the guest's /usr/local/bin (benchmarks)
 #        BENCH_*          exported to the scenarios (tests/vm/bench)
 #        SCENARIO_TIMEOUT seconds before a scenario counts as hung (default 60;
-#                         a scenario's first line "# time limit: N s" overrides it)
+#                         a scenario's "# vm-timeout: N" line overrides it)
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 cache=$here/cache
-work=$here/work
+release=${VM_RELEASE:-12}
+case $release in
+    12) work=$here/work ;;
+    13) work=$here/work/deb13 ;;
+    *) echo "run.sh: VM_RELEASE=$release: only 12 or 13" >&2; exit 2 ;;
+esac
 mkdir -p "$cache" "$work"
 
 scenarios=()
 if [ $# -eq 0 ]; then
     for f in "$here"/scenarios/*.sh; do
         case " ${VM_SKIP:-} " in *" $(basename "$f" .sh) "*) echo "vm: skipping $(basename "$f" .sh)"; continue ;; esac
+        # A scenario that needs one release's guest says so: "# vm-release: 13".
+        only=$(sed -n 's/^# vm-release: *//p' "$f")
+        case " ${only:-$release} " in *" $release "*) ;; *) echo "vm: skipping $(basename "$f" .sh) (Debian $only only)"; continue ;; esac
         scenarios+=("$f")
     done
 else
@@ -49,7 +62,7 @@ fi
 [ -x "$DMFILEMAPD" ] || { echo "run.sh: no binary at $DMFILEMAPD" >&2; exit 2; }
 
 t_build=$(date +%s.%N)
-kernel=$(bash "$here/initramfs.sh" "$cache" "$work/base.cpio.gz")
+kernel=$(bash "$here/initramfs.sh" "$cache" "$work/base.cpio.gz" "$release")
 
 # The per-run archive, appended to the cached base (the kernel unpacks both).
 over=$(mktemp -d)
@@ -70,7 +83,8 @@ if [ "${VM_DEBUG:-0}" = 1 ]; then
     cat > "$over/usr/local/bin/dmfilemapd" <<'WRAP'
 #!/bin/sh
 read -r parent < /proc/$PPID/comm
-[ "$parent" = dmstats ] || exec /usr/local/libexec/dmfilemapd "$@"
+# start_filemap (lib.sh) starts it as dmstats would where dmstats cannot.
+[ "$parent" = dmstats ] || [ -n "${VM_AS_DMSTATS:-}" ] || exec /usr/local/libexec/dmfilemapd "$@"
 exec /usr/local/libexec/dmfilemapd "$1" "$2" "$3" "$4" "${5:-0}" 3 >> /tmp/dmfilemapd.log 2>&1
 WRAP
     chmod +x "$over/usr/local/bin/dmfilemapd"
@@ -85,13 +99,17 @@ echo "SCENARIO_TIMEOUT=${SCENARIO_TIMEOUT:-60}" > "$over/t/env"
 for v in $(compgen -v BENCH_ || true); do
     printf "export %s='%s'\n" "$v" "${!v}" >> "$over/t/env"
 done
+# How start_filemap (guest/lib.sh) has the daemon follow a new group: Debian
+# 12's dmstats starts it; Debian 13's cannot, so it is started by hand.
+filemap=${VM_FILEMAP:-$([ "$release" = 12 ] && echo dmstats || echo hand)}
+printf 'VM_RELEASE=%s\nVM_FILEMAP=%s\n' "$release" "$filemap" >> "$over/t/env"
 (cd "$over" && find . | LC_ALL=C sort | cpio -o -H newc --quiet | gzip -1) > "$work/over.cpio.gz"
 cat "$work/base.cpio.gz" "$work/over.cpio.gz" > "$work/initrd.img"
 
 n=${#scenarios[@]}
 guard=120
 for f in "${scenarios[@]}"; do
-    limit=$(sed -n '1s/^# time limit: \([0-9]*\) s$/\1/p' "$f")
+    limit=$(sed -n 's/^# vm-timeout: *//p' "$f")
     guard=$((guard + ${limit:-${SCENARIO_TIMEOUT:-60}}))
 done
 [ $guard -le 2400 ] || guard=2400
@@ -144,6 +162,7 @@ if [ $done_seen -eq 0 ]; then
     [ $failed -gt 0 ] || failed=1
 fi
 awk -v a="$t_build" -v b="$t_boot" -v c="$t_end" \
-    'BEGIN { printf "vm: initramfs %.1f s, VM %.1f s (console log: tests/vm/work/console.log)\n", b - a, c - b }'
+    -v where="${work#"$repo/"}/console.log" \
+    'BEGIN { printf "vm: initramfs %.1f s, VM %.1f s (console log: %s)\n", b - a, c - b, where }'
 echo "$passed passed, $failed failed"
 [ $failed -eq 0 ]

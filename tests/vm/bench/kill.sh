@@ -1,4 +1,4 @@
-# time limit: 900 s
+# vm-timeout: 900
 # Benchmark on the real kernel, reported not asserted (but for the bound):
 #   tests/vm/run.sh tests/vm/bench/kill.sh
 # The kill sweep at the size of issue 11's measurement: a file of 384

@@ -48,8 +48,8 @@ for name in $(cat /t/list); do
         report "FAIL $name: no such scenario"
         continue
     fi
-    # A scenario may raise its own limit with a first line "# time limit: N s".
-    limit=$(sed -n '1s/^# time limit: \([0-9]*\) s$/\1/p' "/t/scenarios/$name.sh")
+    # A scenario may ask for more time than the default: "# vm-timeout: SECONDS".
+    limit=$(sed -n 's/^# vm-timeout: *//p' "/t/scenarios/$name.sh")
     limit=${limit:-${SCENARIO_TIMEOUT:-60}}
     timeout -s KILL "$limit" sh -c ". /t/lib.sh; . /t/scenarios/$name.sh" \
         > "/tmp/out.$name" 2>&1 < /dev/null

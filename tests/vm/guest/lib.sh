@@ -172,6 +172,62 @@ map() {
     echo "$gid"
 }
 
+# The guest's release (VM_RELEASE) and how start_filemap starts the daemon
+# (VM_FILEMAP): run.sh writes both into /t/env.
+[ -f /t/env ] && . /t/env
+VM_FILEMAP=${VM_FILEMAP:-dmstats}
+
+# start_filemap [dmstats create options] FILE: maps FILE into a new group and
+# has dmfilemapd follow it; prints the group id (the creator's own output goes
+# to stderr). With --nomonitor: the group only, made by dmstats. Scenarios
+# start every daemon-followed group here, so that the starter is one choice:
+#   dmstats  `dmstats create --filemap` starts dmfilemapd from PATH (Debian 12).
+#   hand     Debian 13's dmstats is built without dmfilemapd support ("dmfilemapd
+#            support disabled."): the group is made with --nomonitor and the
+#            daemon started as dmstats would start it: fd 3 on the file, the
+#            group id, the absolute path, the --follow mode, detached, verbose 0.
+#   map      `dmfilemapd map [--follow M] [--alias A] [--precise] [--bounds L] FILE`
+#            makes the group as dmstats does, prints the same line and follows
+#            it (the integration point for the `map` subcommand).
+start_filemap() {
+    local a prev f mode monitor how out gid
+    mode=inode monitor=1 prev=""
+    for a; do
+        case $prev in --follow) mode=$a ;; esac
+        case $a in --follow=*) mode=${a#--follow=} ;; --nomonitor) monitor=0 ;; esac
+        prev=$a f=$a
+    done
+    how=$VM_FILEMAP
+    [ $monitor = 1 ] || how=dmstats
+    if [ "$how" = hand ]; then
+        # dmstats refuses --follow with --nomonitor: the mode is the daemon's.
+        # (The loop's word list is expanded once: "$@" is rebuilt in place.)
+        prev=""
+        for a; do
+            shift
+            case $prev in --follow) prev=""; continue ;; esac
+            prev=$a
+            case $a in --follow|--follow=*) continue ;; esac
+            set -- "$@" "$a"
+        done
+    fi
+    case $how in
+        dmstats) out=$(dmstats create --filemap "$@" 2>&1) ;;
+        hand) out=$(dmstats create --filemap --nomonitor "$@" 2>&1) ;;
+        map) out=$(dmfilemapd map "$@" 2>&1) ;;
+        *) fail "start_filemap: VM_FILEMAP=$how (dmstats, hand or map)" ;;
+    esac || { echo "$out" >&2; fail "$how: filemap of $*: $out"; }
+    echo "$out" >&2
+    gid=$(echo "$out" | sed -n 's/.*as group ID \([0-9]*\)\..*/\1/p')
+    [ -n "$gid" ] || fail "no group id in: $out"
+    if [ "$how" = hand ]; then
+        case $f in /*) ;; *) f=$PWD/$f ;; esac
+        VM_AS_DMSTATS=1 dmfilemapd 3 "$gid" "$f" "$mode" 0 0 3< "$f" >&2 \
+            || fail "dmfilemapd 3 $gid $f $mode 0 0 failed"
+    fi
+    echo "$gid"
+}
+
 # The file's extents as libdm maps them: FIEMAP (synced) in 512-byte sectors,
 # delalloc and unknown extents skipped, physically contiguous neighbours (in
 # logical order) merged. One "start+len" a line, sorted.
@@ -496,7 +552,7 @@ body_growth() {
     fs=$1
     f=/mnt/$fs/grow
     make_fragmented "$f" 1
-    map "$f" > /dev/null
+    start_filemap "$f" > /dev/null
     pid=$(one_daemon) || exit 1
     expect_group "$fs" grow "$f"
     for mib in 2 4 6; do
@@ -517,7 +573,7 @@ body_shrink() {
     f=/mnt/$fs/shrink
     make_fragmented "$f" 2
     write_mib "$f" 6 2
-    map "$f" > /dev/null
+    start_filemap "$f" > /dev/null
     pid=$(one_daemon) || exit 1
     expect_group "$fs" shrink "$f"
     for size in 5M 2M 1M 100K; do
@@ -534,7 +590,7 @@ body_rewrite() {
     f=/mnt/$fs/rewrite
     make_fragmented "$f" 1
     write_mib "$f" 4 1
-    map "$f" > /dev/null
+    start_filemap "$f" > /dev/null
     pid=$(one_daemon) || exit 1
     expect_group "$fs" rewrite "$f"
     before=$(file_extents "$f" | tr '\n' ' ')

@@ -11,7 +11,7 @@ for fs in ext4 xfs; do
         i=$((i + 1))
     done
     eval "xfs_io -f -d -c 'open -f -d $b' $cmds $a" > /dev/null || fail "interleaved writes failed"
-    map "$a" > /dev/null
+    start_filemap "$a" > /dev/null
     pid=$(one_daemon) || exit 1
     expect_group "$fs" dfa "$a"
     n0=$(file_extents "$a" | wc -l)

@@ -4,7 +4,7 @@
 f=/mnt/xfs/dt
 make_fragmented "$f" 1
 exec 7< /mnt/xfs
-gid=$(map "$f") || exit 1
+gid=$(start_filemap "$f") || exit 1
 exec 7<&-
 pid=$(one_daemon) || exit 1
 expect_group xfs dt "$f"

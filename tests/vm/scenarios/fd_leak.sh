@@ -4,7 +4,7 @@ fdcount() { ls "/proc/$1/fd" | wc -l; }
 for mode in path inode; do
     f=/mnt/ext4/fl$mode
     make_fragmented "$f" 1
-    map "$f" --follow "$mode" > /dev/null
+    start_filemap --follow "$mode" "$f" > /dev/null
     pid=$(one_daemon) || exit 1
     expect_group ext4 "fl$mode" "$f"
     n1=$(fdcount "$pid")

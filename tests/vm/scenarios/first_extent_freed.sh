@@ -3,7 +3,7 @@
 f=/mnt/ext4/first
 make_fragmented "$f" 1
 write_mib "$f" 2 1
-gid=$(map "$f") || exit 1
+gid=$(start_filemap "$f") || exit 1
 pid=$(one_daemon) || exit 1
 expect_group ext4 first "$f"
 first=$(file_extents "$f" | head -1)

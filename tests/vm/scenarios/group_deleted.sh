@@ -1,7 +1,7 @@
 # Deleting the group with dmstats ends the daemon.
 f=/mnt/ext4/gd
 make_fragmented "$f" 1
-gid=$(map "$f") || exit 1
+gid=$(start_filemap "$f") || exit 1
 pid=$(one_daemon) || exit 1
 expect_group ext4 gd "$f"
 run dmstats delete --groupid "$gid" ext4

@@ -15,8 +15,8 @@ interleave() {
 }
 interleave 0 64
 note "extents after interleaving: a $(file_extents $a | wc -l), b $(file_extents $b | wc -l)"
-map "$a" > /dev/null
-map "$b" > /dev/null
+start_filemap "$a" > /dev/null
+start_filemap "$b" > /dev/null
 [ "$(daemon_pids | wc -l)" -eq 2 ] || fail "expected two daemons: $(daemon_pids | tr '\n' ' ')"
 expect_group xfs ia "$a"
 expect_group xfs ib "$b"

@@ -1,4 +1,4 @@
-# time limit: 300 s
+# vm-timeout: 300
 # SIGKILL at 20 moments spread over a large update growing a file to 128
 # extents (128 regions created) and 20 over one shrinking it back to one
 # (127 deleted): after each kill at most 32 regions of ours are outside the

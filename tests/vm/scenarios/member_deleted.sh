@@ -2,7 +2,7 @@
 # the group back to the file's extents, without duplicating regions.
 f=/mnt/ext4/md
 make_fragmented "$f" 1
-gid=$(map "$f") || exit 1
+gid=$(start_filemap "$f") || exit 1
 pid=$(one_daemon) || exit 1
 expect_group ext4 md "$f"
 run dmsetup message ext4 0 "@stats_delete $((gid + 5))"

@@ -2,7 +2,7 @@
 # same dialect, alias and user data unchanged.
 f=/mnt/xfs/od
 make_fragmented "$f" 1
-gid=$(map "$f") || exit 1
+gid=$(start_filemap "$f") || exit 1
 pid=$(one_daemon) || exit 1
 expect_group xfs od "$f"
 members=$(group_members)

@@ -1,7 +1,7 @@
 # A region of another program on the same device is never touched.
 f=/mnt/ext4/op
 make_fragmented "$f" 1
-map "$f" > /dev/null
+start_filemap "$f" > /dev/null
 pid=$(one_daemon) || exit 1
 expect_group ext4 op "$f"
 run dmsetup message ext4 0 "@stats_create 1000+100 /1 otherprog keep\\ this"

@@ -8,7 +8,7 @@ for kind in fifo symlink-to-fifo device-node other-device; do
     n=$((n + 1))
     f=/mnt/ext4/ph$n
     make_fragmented "$f" 1
-    map "$f" --follow path > /dev/null
+    start_filemap --follow path "$f" > /dev/null
     pid=$(one_daemon) || exit 1
     expect_group ext4 "ph$n" "$f"
     snapshot=$(stats_list ext4 | grep -v "^[0-9]*: .* dmstats DMS_GROUP=ph[0-9]*:" | md5sum)

@@ -1,7 +1,7 @@
 # path mode: when the path goes away for good, the daemon exits.
 f=/mnt/ext4/prm
 make_fragmented "$f" 1
-map "$f" --follow path > /dev/null
+start_filemap --follow path "$f" > /dev/null
 pid=$(one_daemon) || exit 1
 expect_group ext4 prm "$f"
 run rm "$f"

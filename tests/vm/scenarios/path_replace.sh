@@ -1,7 +1,7 @@
 # path mode: a new file renamed over the path is mapped into the same group.
 f=/mnt/ext4/pr
 make_fragmented "$f" 1
-map "$f" --follow path > /dev/null
+start_filemap --follow path "$f" > /dev/null
 pid=$(one_daemon) || exit 1
 expect_group ext4 pr "$f"
 make_fragmented /mnt/ext4/pr.new 2

@@ -1,7 +1,7 @@
 # --precise and --bounds are carried to every region the daemon creates.
 f=/mnt/xfs/pb
 make_fragmented "$f" 1
-map "$f" --precise --bounds 10ms,20ms > /dev/null
+start_filemap --precise --bounds 10ms,20ms "$f" > /dev/null
 pid=$(one_daemon) || exit 1
 expect_group xfs pb "$f"
 opts=$(region_line xfs 1 | sed -n 's/.*dmstats -\( .*\)$/\1/p')

@@ -2,7 +2,7 @@
 # space) and the user data survive every update byte for byte.
 f=/mnt/ext4/q
 make_fragmented "$f" 1
-gid=$(map "$f") || exit 1
+gid=$(start_filemap "$f") || exit 1
 pid=$(one_daemon) || exit 1
 expect_group ext4 q "$f"
 members=$(group_members)

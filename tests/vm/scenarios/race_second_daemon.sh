@@ -2,7 +2,7 @@
 # the two converge on the file's extents or one exits; never duplicate regions.
 f=/mnt/xfs/r2
 make_fragmented "$f" 1
-gid=$(map "$f") || exit 1
+gid=$(start_filemap "$f") || exit 1
 pid=$(one_daemon) || exit 1
 expect_group xfs r2 "$f"
 exec 5< "$f"

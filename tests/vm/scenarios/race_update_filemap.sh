@@ -1,7 +1,7 @@
 # dmstats update_filemap racing with the running daemon on the same group.
 f=/mnt/ext4/ru
 make_fragmented "$f" 1
-gid=$(map "$f") || exit 1
+gid=$(start_filemap "$f") || exit 1
 pid=$(one_daemon) || exit 1
 expect_group ext4 ru "$f"
 for mib in 1 2 3; do

@@ -1,7 +1,7 @@
 # inode mode follows the file through renames, in and across directories.
 f=/mnt/ext4/ren
 make_fragmented "$f" 1
-map "$f" > /dev/null
+start_filemap "$f" > /dev/null
 pid=$(one_daemon) || exit 1
 expect_group ext4 ren "$f"
 run mv "$f" /mnt/ext4/ren2

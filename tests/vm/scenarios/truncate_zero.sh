@@ -2,7 +2,7 @@
 # (C leaves stale regions behind).
 f=/mnt/ext4/tz
 make_fragmented "$f" 1
-map "$f" > /dev/null
+start_filemap "$f" > /dev/null
 pid=$(one_daemon) || exit 1
 expect_group ext4 tz "$f"
 run truncate -s 0 "$f"

@@ -2,7 +2,7 @@
 # running until the last other holder closes it, then exits (C exits at once).
 f=/mnt/ext4/unl
 make_fragmented "$f" 1
-map "$f" > /dev/null
+start_filemap "$f" > /dev/null
 pid=$(one_daemon) || exit 1
 expect_group ext4 unl "$f"
 sh -c 'exec 3< "$1"; exec sleep 1000' holder "$f" &

@@ -18,7 +18,7 @@ wait_exit "$pid" 3 || fail "daemon still running 3 s after unmap"
 [ "$(other_regions ext4)" = "$other" ] || fail "other program's region changed: $(other_regions ext4)"
 
 # By file, a group made by dmstats (which started the daemon).
-gid=$(map "$f") || exit 1
+gid=$(start_filemap "$f") || exit 1
 pid=$(one_daemon) || exit 1
 expect_group ext4 um "$f"
 run dmfilemapd unmap "$f"
@@ -26,11 +26,11 @@ wait_exit "$pid" 3 || fail "daemon still running 3 s after unmap"
 [ -z "$(stats_list ext4 | grep -v ' other ')" ] || fail "regions left: $(stats_list ext4 | head -3)"
 
 # By --group, naming the device, then a file on it.
-gid=$(map "$f") || exit 1
+gid=$(start_filemap "$f") || exit 1
 pid=$(one_daemon) || exit 1
 run dmfilemapd unmap --group "$gid" /dev/mapper/ext4
 wait_exit "$pid" 3 || fail "daemon still running 3 s after unmap --group"
-gid=$(map "$f" --alias second) || exit 1
+gid=$(start_filemap --alias second "$f") || exit 1
 pid=$(one_daemon) || exit 1
 run dmfilemapd unmap --group "$gid" /mnt/ext4
 wait_exit "$pid" 3 || fail "daemon still running 3 s after unmap --group"
