@@ -17,7 +17,6 @@ use std::ffi::{CString, OsString};
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStringExt;
-use std::path::Path;
 use std::sync::OnceLock;
 
 use rustix::io::{Errno, FdFlags};
@@ -359,22 +358,30 @@ pub fn detach(silent: bool, keep: RawFd) -> io::Result<()> {
 /// file (two groups mapping it) would otherwise keep each other running
 /// for ever once its last user closed it.
 pub fn open_elsewhere(dev: u64, ino: u64) -> io::Result<bool> {
-    let me = std::process::id().to_string();
-    let program = |exe: &Path| rustix::fs::stat(exe).ok().map(|st| (st.st_dev, st.st_ino));
-    let ours = program(Path::new("/proc/self/exe"));
-    for proc_entry in std::fs::read_dir("/proc")? {
+    use rustix::fs::{openat, statat, AtFlags, Dir, Mode, OFlags};
+    let id = |st: rustix::fs::Stat| (st.st_dev, st.st_ino);
+    let ours = rustix::fs::stat("/proc/self/exe").ok().map(id);
+    let me = rustix::process::getpid().as_raw_pid();
+    let dir_flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+    let proc = rustix::fs::open("/proc", dir_flags, Mode::empty())?;
+    for proc_entry in Dir::read_from(&proc)? {
         let Ok(proc_entry) = proc_entry else { continue };
-        let pid = proc_entry.file_name();
-        let Some(pid) = pid.to_str() else { continue };
-        if pid == me || !pid.bytes().all(|b| b.is_ascii_digit()) {
+        let pid = proc_entry.file_name().to_bytes();
+        if pid.is_empty() || !pid.iter().all(u8::is_ascii_digit) || parse_pid(pid) == Some(me) {
             continue;
         }
         // Processes that exit, or that we may not look into, are skipped.
-        let Ok(mut fds) = std::fs::read_dir(proc_entry.path().join("fd")) else {
+        let Ok(pid_dir) = openat(&proc, proc_entry.file_name(), dir_flags, Mode::empty()) else {
             continue;
         };
-        if fds.any(|fd| fd.is_ok_and(|fd| holds(&fd.path(), dev, ino)))
-            && (ours.is_none() || program(&proc_entry.path().join("exe")) != ours)
+        let Ok(fd_dir) = openat(&pid_dir, "fd", dir_flags, Mode::empty()) else {
+            continue;
+        };
+        let Ok(mut fds) = Dir::read_from(&fd_dir) else {
+            continue;
+        };
+        if fds.any(|fd| fd.is_ok_and(|fd| holds(&fd_dir, fd.file_name(), dev, ino)))
+            && (ours.is_none() || statat(&pid_dir, "exe", AtFlags::empty()).ok().map(id) != ours)
         {
             return Ok(true);
         }
@@ -382,14 +389,22 @@ pub fn open_elsewhere(dev: u64, ino: u64) -> io::Result<bool> {
     Ok(false)
 }
 
-fn holds(link: &Path, dev: u64, ino: u64) -> bool {
-    let deleted = std::fs::read_link(link).is_ok_and(|target| {
-        target
-            .as_os_str()
-            .as_encoded_bytes()
-            .ends_with(b" (deleted)")
-    });
-    deleted && rustix::fs::stat(link).is_ok_and(|st| st.st_dev == dev && st.st_ino == ino)
+/// A `/proc` directory name as a pid (digits only, checked by the caller).
+fn parse_pid(digits: &[u8]) -> Option<i32> {
+    digits.iter().try_fold(0i32, |n, d| {
+        n.checked_mul(10)?.checked_add(i32::from(d - b'0'))
+    })
+}
+
+/// Whether the link `name` in a `/proc/<pid>/fd` directory is to the
+/// unlinked file `(dev, ino)`.
+fn holds(fd_dir: &OwnedFd, name: &std::ffi::CStr, dev: u64, ino: u64) -> bool {
+    use rustix::fs::{readlinkat, statat, AtFlags};
+    let deleted = readlinkat(fd_dir, name, Vec::new())
+        .is_ok_and(|target| target.as_bytes().ends_with(b" (deleted)"));
+    deleted
+        && statat(fd_dir, name, AtFlags::empty())
+            .is_ok_and(|st| st.st_dev == dev && st.st_ino == ino)
 }
 
 /// The raw number of a descriptor, for `/proc/self/fd/<n>` and the argv of
