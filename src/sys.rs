@@ -4,19 +4,19 @@
 //! The third and last module allowed unchecked code (each block has a SAFETY
 //! comment); the crate denies it everywhere else (Cargo.toml `[lints]`).
 //!
-//! Detaching does not fork: a forked child of a Rust program may only call
-//! async-signal-safe functions, so we re-execute ourselves (`/proc/self/exe`)
-//! with [`DETACHED_ENV`] set, and the parent exits.
+//! Detaching does not run on in a forked child: a forked copy of a Rust
+//! program may only make system calls, so we fork only to re-execute
+//! ourselves (`/proc/self/exe`) with [`DETACHED_ENV`] set, and the parent
+//! exits.
 //!
 //! Owns: the process plumbing. Touches: no group, no extents.
 // Each unchecked block below carries a SAFETY comment.
 #![allow(unsafe_code)]
 
-use std::ffi::OsString;
+use std::ffi::{CString, OsString};
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
-use std::os::unix::process::CommandExt;
-use std::path::Path;
+use std::os::unix::ffi::OsStringExt;
 use std::sync::OnceLock;
 
 use rustix::io::{Errno, FdFlags};
@@ -237,13 +237,95 @@ pub fn close_stray_fds(keep: RawFd) -> io::Result<()> {
 }
 
 /// Start the detached copy of ourselves; returns its pid.
+///
+/// What `std::process::Command` would do (`/proc/self/exe` with `argv0`,
+/// the environment plus [`DETACHED_ENV`], inherited stdio and non-CLOEXEC
+/// fds, an empty signal mask and SIGPIPE at its default in the child, the
+/// exec error reported to the caller), made by hand: `Command` is about a
+/// twentieth of the binary, for one call.
 pub fn spawn_detached(argv0: OsString, args: &[OsString]) -> io::Result<u32> {
-    let child = std::process::Command::new("/proc/self/exe")
-        .arg0(argv0)
-        .args(args)
-        .env(DETACHED_ENV, "1")
-        .spawn()?;
-    Ok(child.id())
+    // Everything the child needs is made before the fork: the child is a
+    // copy of a process that may have other threads (tests), so until it
+    // execs it makes system calls only, no allocation, no lock.
+    let argv = std::iter::once(argv0)
+        .chain(args.iter().cloned())
+        .map(c_string)
+        .collect::<io::Result<Vec<_>>>()?;
+    let mut detached = OsString::from(DETACHED_ENV);
+    detached.push("=1");
+    let envp = std::env::vars_os()
+        .filter(|(key, _)| key != DETACHED_ENV)
+        .map(|(mut entry, value)| {
+            entry.push("=");
+            entry.push(value);
+            entry
+        })
+        .chain([detached])
+        .map(c_string)
+        .collect::<io::Result<Vec<_>>>()?;
+    let (argv, envp) = (pointers(&argv), pointers(&envp));
+    let no_signals = KernelSigSet::empty();
+    let default_action = runtime::KernelSigaction {
+        sa_handler_kernel: runtime::KERNEL_SIG_DFL,
+        ..Default::default()
+    };
+    // Closed by a successful exec: reading it then gives end of file.
+    let (exec_error, exec_error_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
+
+    // SAFETY: the child below touches no memory shared with the parent but
+    // what was made above and is only read, calls no allocator, lock or libc
+    // function, only raw system calls (rustix's linux_raw backend), and
+    // leaves by execve or exit_group, running no destructor.
+    match unsafe { runtime::kernel_fork() }? {
+        runtime::Fork::Child(_) => {
+            // SAFETY: as for the fork; `argv` and `envp` are arrays of
+            // pointers to NUL-terminated strings, each ended by a null
+            // pointer, alive in this copy of the memory. std ignores
+            // SIGPIPE and we may have blocked the stop signals: neither is
+            // for the new program, as with `Command`.
+            let errno = unsafe {
+                match runtime::kernel_sigprocmask(How::SETMASK, Some(&no_signals))
+                    .and_then(|_| runtime::kernel_sigaction(Signal::PIPE, Some(default_action)))
+                {
+                    Ok(_) => runtime::execve(c"/proc/self/exe", argv.as_ptr(), envp.as_ptr()),
+                    Err(e) => e,
+                }
+            };
+            let _ = rustix::io::write(&exec_error_w, &errno.raw_os_error().to_ne_bytes());
+            runtime::exit_group(127)
+        }
+        runtime::Fork::ParentOf(pid) => {
+            drop(exec_error_w);
+            let mut errno = [0u8; 4];
+            // Four bytes to a pipe arrive at once, or not at all.
+            let n = loop {
+                match rustix::io::read(&exec_error, &mut errno) {
+                    Err(Errno::INTR) => continue,
+                    read => break read?,
+                }
+            };
+            if n == 0 {
+                return Ok(pid.as_raw_pid().unsigned_abs());
+            }
+            // The child exited: reap it.
+            let _ = rustix::process::waitpid(Some(pid), rustix::process::WaitOptions::empty());
+            Err(io::Error::from_raw_os_error(i32::from_ne_bytes(errno)))
+        }
+    }
+}
+
+/// An argument or environment entry for execve (no interior NUL).
+fn c_string(s: OsString) -> io::Result<CString> {
+    Ok(CString::new(s.into_vec())?)
+}
+
+/// The null-terminated array of pointers execve takes.
+fn pointers(strings: &[CString]) -> Vec<*const u8> {
+    strings
+        .iter()
+        .map(|s| s.as_ptr().cast())
+        .chain([std::ptr::null()])
+        .collect()
 }
 
 /// In the detached copy: a session of our own, `/` as working directory (so
@@ -276,22 +358,30 @@ pub fn detach(silent: bool, keep: RawFd) -> io::Result<()> {
 /// file (two groups mapping it) would otherwise keep each other running
 /// for ever once its last user closed it.
 pub fn open_elsewhere(dev: u64, ino: u64) -> io::Result<bool> {
-    let me = std::process::id().to_string();
-    let program = |exe: &Path| rustix::fs::stat(exe).ok().map(|st| (st.st_dev, st.st_ino));
-    let ours = program(Path::new("/proc/self/exe"));
-    for proc_entry in std::fs::read_dir("/proc")? {
+    use rustix::fs::{openat, statat, AtFlags, Dir, Mode, OFlags};
+    let id = |st: rustix::fs::Stat| (st.st_dev, st.st_ino);
+    let ours = rustix::fs::stat("/proc/self/exe").ok().map(id);
+    let me = rustix::process::getpid().as_raw_pid();
+    let dir_flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+    let proc = rustix::fs::open("/proc", dir_flags, Mode::empty())?;
+    for proc_entry in Dir::read_from(&proc)? {
         let Ok(proc_entry) = proc_entry else { continue };
-        let pid = proc_entry.file_name();
-        let Some(pid) = pid.to_str() else { continue };
-        if pid == me || !pid.bytes().all(|b| b.is_ascii_digit()) {
+        let pid = proc_entry.file_name().to_bytes();
+        if pid.is_empty() || !pid.iter().all(u8::is_ascii_digit) || parse_pid(pid) == Some(me) {
             continue;
         }
         // Processes that exit, or that we may not look into, are skipped.
-        let Ok(mut fds) = std::fs::read_dir(proc_entry.path().join("fd")) else {
+        let Ok(pid_dir) = openat(&proc, proc_entry.file_name(), dir_flags, Mode::empty()) else {
             continue;
         };
-        if fds.any(|fd| fd.is_ok_and(|fd| holds(&fd.path(), dev, ino)))
-            && (ours.is_none() || program(&proc_entry.path().join("exe")) != ours)
+        let Ok(fd_dir) = openat(&pid_dir, "fd", dir_flags, Mode::empty()) else {
+            continue;
+        };
+        let Ok(mut fds) = Dir::read_from(&fd_dir) else {
+            continue;
+        };
+        if fds.any(|fd| fd.is_ok_and(|fd| holds(&fd_dir, fd.file_name(), dev, ino)))
+            && (ours.is_none() || statat(&pid_dir, "exe", AtFlags::empty()).ok().map(id) != ours)
         {
             return Ok(true);
         }
@@ -299,14 +389,22 @@ pub fn open_elsewhere(dev: u64, ino: u64) -> io::Result<bool> {
     Ok(false)
 }
 
-fn holds(link: &Path, dev: u64, ino: u64) -> bool {
-    let deleted = std::fs::read_link(link).is_ok_and(|target| {
-        target
-            .as_os_str()
-            .as_encoded_bytes()
-            .ends_with(b" (deleted)")
-    });
-    deleted && rustix::fs::stat(link).is_ok_and(|st| st.st_dev == dev && st.st_ino == ino)
+/// A `/proc` directory name as a pid (digits only, checked by the caller).
+fn parse_pid(digits: &[u8]) -> Option<i32> {
+    digits.iter().try_fold(0i32, |n, d| {
+        n.checked_mul(10)?.checked_add(i32::from(d - b'0'))
+    })
+}
+
+/// Whether the link `name` in a `/proc/<pid>/fd` directory is to the
+/// unlinked file `(dev, ino)`.
+fn holds(fd_dir: &OwnedFd, name: &std::ffi::CStr, dev: u64, ino: u64) -> bool {
+    use rustix::fs::{readlinkat, statat, AtFlags};
+    let deleted = readlinkat(fd_dir, name, Vec::new())
+        .is_ok_and(|target| target.as_bytes().ends_with(b" (deleted)"));
+    deleted
+        && statat(fd_dir, name, AtFlags::empty())
+            .is_ok_and(|st| st.st_dev == dev && st.st_ino == ino)
 }
 
 /// The raw number of a descriptor, for `/proc/self/fd/<n>` and the argv of
