@@ -175,6 +175,7 @@ map() {
 # The guest's release (VM_RELEASE) and how start_filemap starts the daemon
 # (VM_FILEMAP): run.sh writes both into /t/env.
 [ -f /t/env ] && . /t/env
+VM_RELEASE=${VM_RELEASE:-12}
 VM_FILEMAP=${VM_FILEMAP:-dmstats}
 
 # start_filemap [dmstats create options] FILE: maps FILE into a new group and
@@ -188,7 +189,8 @@ VM_FILEMAP=${VM_FILEMAP:-dmstats}
 #            group id, the absolute path, the --follow mode, detached, verbose 0.
 #   map      `dmfilemapd map [--follow M] [--alias A] [--precise] [--bounds L] FILE`
 #            makes the group as dmstats does, prints the same line and follows
-#            it (the integration point for the `map` subcommand).
+#            it (the integration point for the `map` subcommand; the default on
+#            Debian 13, whose dmstats starts no daemon).
 start_filemap() {
     local a prev f mode monitor how out gid
     mode=inode monitor=1 prev=""
