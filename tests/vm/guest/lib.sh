@@ -159,17 +159,14 @@ wait_exit() {
 
 stats_list() { dmsetup message "$1" 0 @stats_list; }
 
-# map FILE [dmstats options...]: `dmstats create --filemap` (which starts the
-# daemon from PATH); prints the group id.
+# map FILE [dmstats options...]: start_filemap with the file first: with
+# --nomonitor `dmstats create --filemap --nomonitor` (the group alone), else
+# the group followed by a daemon as VM_FILEMAP says; prints the group id.
 map() {
-    local f out gid
+    local f
     f=$1
     shift
-    out=$(dmstats create --filemap "$@" "$f" 2>&1) || { echo "$out" >&2; fail "dmstats create --filemap $* $f: $out"; }
-    echo "$out" >&2
-    gid=$(echo "$out" | sed -n 's/.*as group ID \([0-9]*\)\..*/\1/p')
-    [ -n "$gid" ] || fail "no group id in: $out"
-    echo "$gid"
+    start_filemap "$@" "$f"
 }
 
 # The guest's release (VM_RELEASE) and how start_filemap starts the daemon
@@ -685,7 +682,9 @@ ks_outside() {
 
 # The id of a region holding the file's descriptor (the lowest, should a
 # kill have left two).
-ks_leader() { stats_list "$1" | sed -n "s/^\([0-9]*\): .* DMS_GROUP=$2:.*/\1/p" | head -1; }
+# The leader of the group named $2, in either dialect (Debian 13's dmstats
+# writes it quoted).
+ks_leader() { stats_list "$1" | sed -n "s/^\([0-9]*\): .* DMS_GROUP=\"\{0,1\}$2\"\{0,1\}:.*/\1/p" | head -1; }
 
 ks_start() {
     exec 5< "$f"
