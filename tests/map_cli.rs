@@ -72,9 +72,9 @@ fn map_accepts() {
             },
         ),
         (
-            &["map", "--alias", "a:b", "f"],
+            &["map", "--alias", "my file", "f"],
             MapArgs {
-                alias: Some("a:b".into()),
+                alias: Some("my file".into()),
                 ..map("f")
             },
         ),
@@ -213,7 +213,11 @@ fn map_refuses() {
         ),
         (
             &["map", "--alias", "x\":y", "f"],
-            Alias(AliasError::Unquotable(s("x\":y"))),
+            Alias(AliasError::Colon(s("x\":y"))),
+        ),
+        (
+            &["map", "--alias", "a:b", "f"],
+            Alias(AliasError::Colon(s("a:b"))),
         ),
         (&["map", "f", "--bounds"], MissingValue(s("--bounds"))),
         (

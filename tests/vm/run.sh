@@ -10,7 +10,7 @@
 #                         Debian 13's (logs then in tests/vm/work/deb13)
 #        VM_FILEMAP=dmstats|hand|map  how scenarios start the daemon (see
 #                         start_filemap in guest/lib.sh; default: dmstats on
-#                         12, hand on 13)
+#                         12, map on 13)
 #        DMFILEMAPD=path  use this binary instead of building one
 #        VM_DEBUG=1       run the daemon at verbose 3, show its log on failure
 #        VM_SKIP="a b"    leave these scenarios out of the default set
@@ -100,8 +100,9 @@ for v in $(compgen -v BENCH_ || true); do
     printf "export %s='%s'\n" "$v" "${!v}" >> "$over/t/env"
 done
 # How start_filemap (guest/lib.sh) has the daemon follow a new group: Debian
-# 12's dmstats starts it; Debian 13's cannot, so it is started by hand.
-filemap=${VM_FILEMAP:-$([ "$release" = 12 ] && echo dmstats || echo hand)}
+# 12's dmstats starts it; Debian 13's cannot, so `dmfilemapd map` makes the
+# group and follows it, as on a system whose dmstats starts no daemon.
+filemap=${VM_FILEMAP:-$([ "$release" = 12 ] && echo dmstats || echo map)}
 printf 'VM_RELEASE=%s\nVM_FILEMAP=%s\n' "$release" "$filemap" >> "$over/t/env"
 (cd "$over" && find . | LC_ALL=C sort | cpio -o -H newc --quiet | gzip -1) > "$work/over.cpio.gz"
 cat "$work/base.cpio.gz" "$work/over.cpio.gz" > "$work/initrd.img"

@@ -159,22 +159,20 @@ wait_exit() {
 
 stats_list() { dmsetup message "$1" 0 @stats_list; }
 
-# map FILE [dmstats options...]: `dmstats create --filemap` (which starts the
-# daemon from PATH); prints the group id.
+# map FILE [dmstats options...]: start_filemap with the file first: with
+# --nomonitor `dmstats create --filemap --nomonitor` (the group alone), else
+# the group followed by a daemon as VM_FILEMAP says; prints the group id.
 map() {
-    local f out gid
+    local f
     f=$1
     shift
-    out=$(dmstats create --filemap "$@" "$f" 2>&1) || { echo "$out" >&2; fail "dmstats create --filemap $* $f: $out"; }
-    echo "$out" >&2
-    gid=$(echo "$out" | sed -n 's/.*as group ID \([0-9]*\)\..*/\1/p')
-    [ -n "$gid" ] || fail "no group id in: $out"
-    echo "$gid"
+    start_filemap "$@" "$f"
 }
 
 # The guest's release (VM_RELEASE) and how start_filemap starts the daemon
 # (VM_FILEMAP): run.sh writes both into /t/env.
 [ -f /t/env ] && . /t/env
+VM_RELEASE=${VM_RELEASE:-12}
 VM_FILEMAP=${VM_FILEMAP:-dmstats}
 
 # start_filemap [dmstats create options] FILE: maps FILE into a new group and
@@ -188,7 +186,8 @@ VM_FILEMAP=${VM_FILEMAP:-dmstats}
 #            group id, the absolute path, the --follow mode, detached, verbose 0.
 #   map      `dmfilemapd map [--follow M] [--alias A] [--precise] [--bounds L] FILE`
 #            makes the group as dmstats does, prints the same line and follows
-#            it (the integration point for the `map` subcommand).
+#            it (the integration point for the `map` subcommand; the default on
+#            Debian 13, whose dmstats starts no daemon).
 start_filemap() {
     local a prev f mode monitor how out gid
     mode=inode monitor=1 prev=""
@@ -683,7 +682,9 @@ ks_outside() {
 
 # The id of a region holding the file's descriptor (the lowest, should a
 # kill have left two).
-ks_leader() { stats_list "$1" | sed -n "s/^\([0-9]*\): .* DMS_GROUP=$2:.*/\1/p" | head -1; }
+# The leader of the group named $2, in either dialect (Debian 13's dmstats
+# writes it quoted).
+ks_leader() { stats_list "$1" | sed -n "s/^\([0-9]*\): .* DMS_GROUP=\"\{0,1\}$2\"\{0,1\}:.*/\1/p" | head -1; }
 
 ks_start() {
     exec 5< "$f"

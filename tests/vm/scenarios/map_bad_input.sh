@@ -29,6 +29,12 @@ refuse "map: --verbose 4" "$M --verbose 4 $f"
 refuse "map: alias with a newline" "$M --alias 'a
 b' $f"
 refuse "map: alias with '\":'" "$M --alias 'x\":y' $f"
+# No dmstats reads back a group whose alias holds a colon (the dialects table).
+refuse "map: alias with a colon" "$M --alias a:b $f"
+grep -q "a:b" /tmp/r.err || fail "the colon refusal does not name the alias: $(cat /tmp/r.err)"
+# A file name with a colon is the alias unless --alias names another.
+cp "$f" /mnt/ext4/c:d
+refuse "map: file name with a colon, no --alias" "$M /mnt/ext4/c:d"
 for b in '' , ',1' '1,' '1,,2' -5 +5 0 ms 1m 5ks 1.5ms 2,1 1,1 1s,500ms 1ms,1 '1 ,2'; do
     refuse "map: --bounds '$b'" "$M --bounds '$b' $f"
     # dmstats refuses the same list and creates nothing either.
