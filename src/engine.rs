@@ -702,16 +702,17 @@ impl<D: Device> Engine<D> {
         Ok((summary.sent_since(sent, self.sent), true))
     }
 
-    /// The I/Os each of `ids` has counted, one `@stats_print` each: asked
-    /// only when a fold is due.
+    /// The sectors each of `ids` has counted (read and written), one
+    /// `@stats_print` each: asked only when a fold is due.
     fn counters(&mut self, ids: &[RegionId]) -> Result<BTreeMap<RegionId, u64>, EngineError> {
         let mut out = BTreeMap::new();
         for &id in ids {
             // Every area: a region made by hand may have more than one.
             let msg = format!("@stats_print {id}");
             let reply = self.send(msg.clone())?;
-            let ios = stats::parse_print_ios(&reply).ok_or(EngineError::BadReply { msg, reply })?;
-            out.insert(id, ios);
+            let sectors =
+                stats::parse_print_sectors(&reply).ok_or(EngineError::BadReply { msg, reply })?;
+            out.insert(id, sectors);
         }
         Ok(out)
     }

@@ -502,23 +502,28 @@ pub fn msg_create(extent: Extent, template: &Region, aux: &str) -> Result<String
     Ok(msg)
 }
 
-/// I/Os a `@stats_print` reply counts: reads plus writes, summed over its
-/// areas. Each line is `start+len` then the counters, reads first and
-/// writes fifth (kernel Documentation/admin-guide/device-mapper/
-/// statistics.rst). `None` for a line that is not shaped so.
-pub fn parse_print_ios(reply: &str) -> Option<u64> {
+/// Sectors a `@stats_print` reply counts: sectors read plus sectors
+/// written, summed over its areas. Each line is `start+len` then the
+/// counters: sectors read third, sectors written seventh (kernel
+/// Documentation/admin-guide/device-mapper/statistics.rst). Sectors, not
+/// requests: dm-stats counts a request once in every area it touches, so a
+/// large tile read by 1 MiB requests would look as cheap to fold as a small
+/// one read by 16 KiB requests (measured: 63% of reads kept over 400
+/// growth steps when folds were costed in requests). `None` for a line that
+/// is not shaped so.
+pub fn parse_print_sectors(reply: &str) -> Option<u64> {
     let mut total = 0u64;
     for line in reply.lines().filter(|l| !l.trim().is_empty()) {
         let mut fields = line.split_ascii_whitespace();
         fields.next().filter(|r| r.contains('+'))?;
         let counters: Vec<u64> = fields
-            .take(5)
+            .take(7)
             .map(|f| f.parse().ok())
             .collect::<Option<_>>()?;
-        let [reads, _, _, _, writes] = counters[..] else {
+        let [_, _, read, _, _, _, written] = counters[..] else {
             return None;
         };
-        total = total.saturating_add(reads).saturating_add(writes);
+        total = total.saturating_add(read).saturating_add(written);
     }
     Some(total)
 }
@@ -1182,19 +1187,20 @@ mod tests {
     }
 
     #[test]
-    fn print_ios() {
-        let cases: [(&str, Option<u64>); 5] = [
+    fn print_sectors() {
+        let cases: [(&str, Option<u64>); 6] = [
             ("", Some(0)),
-            ("0+8 3 0 24 1 2 0 16 0 0 4 5 1 0\n", Some(5)),
+            ("0+8 3 0 24 1 2 0 16 0 0 4 5 1 0\n", Some(40)),
             (
                 "0+8 3 0 24 1 2 0 16 0 0 4 5 1 0\n8+8 10 1 80 2 0 0 0 0 0 3 3 2 0\n",
-                Some(15),
+                Some(120),
             ),
             ("0+8 3 0 24\n", None),
-            ("garbage 1 2 3 4 5\n", None),
+            ("0+8 3 0 24 1 2 0\n", None),
+            ("garbage 1 2 3 4 5 6 7\n", None),
         ];
         for (reply, want) in cases {
-            assert_eq!(parse_print_ios(reply), want, "{reply:?}");
+            assert_eq!(parse_print_sectors(reply), want, "{reply:?}");
         }
     }
 }

@@ -593,7 +593,14 @@ fn messages_of_each_kind_of_update() {
         ),
         // One extent over the leader's: the leader lies inside it and is
         // kept (a tile), the rest of the extent gets one new region.
-        ("all but the leader replaced by one", extents_at(&[(0, 64)]), 1, 3, 2, 2),
+        (
+            "all but the leader replaced by one",
+            extents_at(&[(0, 64)]),
+            1,
+            3,
+            2,
+            2,
+        ),
     ];
     for (what, to, created, deleted, lists, set_aux) in cases {
         let mut engine = setup(&start);

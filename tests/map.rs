@@ -388,7 +388,11 @@ fn unmap_after_kill(
     what: &str,
 ) {
     let out = outside(state, hand, what);
-    assert!(out.len() <= BATCH, "{what}: {} outside the group", out.len());
+    assert!(
+        out.len() <= BATCH,
+        "{what}: {} outside the group",
+        out.len()
+    );
     let leaders: Vec<RegionId> = state
         .values()
         .filter(|r| leading(r).is_some_and(|d| d.alias == KILLED))
@@ -405,7 +409,11 @@ fn unmap_after_kill(
         let mut dm = FakeDm::new();
         dm.regions = state.clone();
         let list = dmfilemapd::map::list(&mut dm).unwrap();
-        assert_eq!(find_group(&list, extents), Err(FindError::NoMatch), "{what}");
+        assert_eq!(
+            find_group(&list, extents),
+            Err(FindError::NoMatch),
+            "{what}"
+        );
         let ids = strays(&list, extents);
         assert_eq!(ids, out, "{what}: only the first region, marked");
         delete_strays(&mut dm, &ids).unwrap();
