@@ -315,11 +315,19 @@ impl<D: Device> Engine<D> {
     /// failed update): then only a [`load`](Self::load) can tell.
     ///
     /// Blind to the aux data: a member deleted, or the group ungrouped,
-    /// by another program shows only in a load.
+    /// by another program shows only in a load. So it does not vouch for
+    /// the group either while regions we made have not been seen in it
+    /// since (false, without a message): a second updater that wrote its
+    /// descriptor over ours on the same leader left them outside, only we
+    /// know them, and with the file unchanged no update of ours follows
+    /// to sweep them. One list after each update that created regions.
     pub fn probe(&mut self) -> Result<bool, EngineError> {
         let Some(probe) = self.probe.clone() else {
             return Ok(false);
         };
+        if self.ledger.unconfirmed() {
+            return Ok(false);
+        }
         match self.send(probe.msg.clone()) {
             Ok(reply) => Ok(probe.matches(&reply)),
             Err(EngineError::Device {
