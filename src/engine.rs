@@ -29,7 +29,9 @@
 //! that list and one of our descriptor writes leaves its new regions
 //! outside the group for a moment: only their creator knows them, and it
 //! deletes them at its next look (the sweep at the start of every update;
-//! see [`crate::ledger`]).
+//! see [`crate::ledger`]). That look comes even when no update follows:
+//! [`Engine::probe`] does not vouch for the group while regions we made
+//! have not been seen in it, so the daemon's next check lists.
 //!
 //! Owns: [`Engine`] (the apply order and the messages it sends),
 //! [`EngineError`], [`Outcome`], [`Summary`]. Touches: the device only
