@@ -265,7 +265,10 @@ impl<D: Device, S: Scanner> Daemon<D, S> {
             self.counters.probes += 1;
             match self.group.probe() {
                 Ok(true) => return Ok(None),
-                Ok(false) => debug!("Leader of group {} changed: listing", self.group.group_id()),
+                Ok(false) => debug!(
+                    "Leader of group {} changed, or regions we made not yet seen in it: listing",
+                    self.group.group_id()
+                ),
                 Err(e) => debug!(
                     "Probe of group {} failed ({e}): listing",
                     self.group.group_id()

@@ -29,7 +29,9 @@
 //! that list and one of our descriptor writes leaves its new regions
 //! outside the group for a moment: only their creator knows them, and it
 //! deletes them at its next look (the sweep at the start of every update;
-//! see [`crate::ledger`]).
+//! see [`crate::ledger`]). That look comes even when no update follows:
+//! [`Engine::probe`] does not vouch for the group while regions we made
+//! have not been seen in it, so the daemon's next check lists.
 //!
 //! Owns: [`Engine`] (the apply order and the messages it sends),
 //! [`EngineError`], [`Outcome`], [`Summary`]. Touches: the device only
@@ -315,11 +317,19 @@ impl<D: Device> Engine<D> {
     /// failed update): then only a [`load`](Self::load) can tell.
     ///
     /// Blind to the aux data: a member deleted, or the group ungrouped,
-    /// by another program shows only in a load.
+    /// by another program shows only in a load. So it does not vouch for
+    /// the group either while regions we made have not been seen in it
+    /// since (false, without a message): a second updater that wrote its
+    /// descriptor over ours on the same leader left them outside, only we
+    /// know them, and with the file unchanged no update of ours follows
+    /// to sweep them. One list after each update that created regions.
     pub fn probe(&mut self) -> Result<bool, EngineError> {
         let Some(probe) = self.probe.clone() else {
             return Ok(false);
         };
+        if self.ledger.unconfirmed() {
+            return Ok(false);
+        }
         match self.send(probe.msg.clone()) {
             Ok(reply) => Ok(probe.matches(&reply)),
             Err(EngineError::Device {

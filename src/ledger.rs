@@ -115,6 +115,14 @@ impl Ledger {
             .any(|(id, _)| !self.doomed(list, *id))
     }
 
+    /// Whether some region we made (or meant to delete) has not been seen
+    /// in the group by a list since: a rival's descriptor written over ours
+    /// may have left it out, and only a list can tell (a probe of the
+    /// leader does not see aux data).
+    pub fn unconfirmed(&self) -> bool {
+        !self.made.is_empty()
+    }
+
     /// The extent of a region we made and have not seen in the group since.
     pub fn made_extent(&self, id: RegionId) -> Option<Extent> {
         self.made.get(&id).map(|m| m.extent)

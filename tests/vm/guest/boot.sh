@@ -41,6 +41,11 @@ if ! setup_devices > /tmp/setup.log 2>&1; then
 fi
 report "BOOT devices ready in $(secs $(($(uptime_cs) - t0))) s"
 
+# The kernel's inotify limit as booted: reset_world puts it back, as a
+# scenario that lowers it (syslog) and is killed at its time limit skips
+# its own EXIT trap. With cat: busybox's read takes a byte at a time, and a
+# sysctl file gives only its first byte to a read at offset 0.
+BOOT_INOTIFY_INSTANCES=$(cat /proc/sys/fs/inotify/max_user_instances)
 for name in $(cat /t/list); do
     reset_world > /tmp/reset.log 2>&1 || report "BOOT reset before $name: $(tail -1 /tmp/reset.log)"
     t0=$(uptime_cs)

@@ -80,6 +80,8 @@ reset_world() {
         [ -e "$p/exe" ] || continue
         kill -9 "$pid" 2>/dev/null
     done
+    [ -z "${BOOT_INOTIFY_INSTANCES:-}" ] \
+        || echo "$BOOT_INOTIFY_INSTANCES" > /proc/sys/fs/inotify/max_user_instances
     return 0
 }
 

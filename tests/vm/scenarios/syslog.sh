@@ -4,7 +4,9 @@
 # sends nothing and works as ever; at verbose >= 1 it keeps stdout/stderr.
 LOG=/tmp/syslog.log
 limit=/proc/sys/fs/inotify/max_user_instances
-read -r instances < "$limit"
+# cat, not read: busybox reads a byte at a time and a sysctl file answers
+# only its first byte at offset 0 ("1" of "128"), which cleanup then wrote back.
+instances=$(cat "$limit")
 cleanup() {
     echo "$instances" > "$limit"
     [ -n "${slpid:-}" ] && kill "$slpid" 2> /dev/null
