@@ -18,7 +18,6 @@
 use std::time::{Duration, Instant};
 
 use crate::device::Device;
-use crate::diff::{self, Member};
 use crate::engine::{Engine, EngineError, Outcome, Summary};
 use crate::extent::Extent;
 use crate::source::{Look, Scanner, Stamp};
@@ -297,17 +296,9 @@ impl<D: Device, S: Scanner> Daemon<D, S> {
             self.applied = None;
             self.dirty = true;
         } else if let Some(applied) = &self.applied {
-            let have: Vec<Member> = group
-                .members
-                .iter()
-                .map(|r| Member {
-                    id: r.id,
-                    extent: r.extent(),
-                })
-                .collect();
             // The group is a tiling of the extents: it holds what we applied
             // when the diff has nothing to do.
-            if !diff::diff(&have, applied).is_noop() {
+            if !group.tiles(applied) {
                 warn!(
                     "Group {} was changed by another program: updating it.",
                     self.group.group_id()

@@ -16,13 +16,22 @@
 use std::collections::BTreeMap;
 
 use crate::extent::Extent;
-use crate::stats::RegionId;
+use crate::stats::{Region, RegionId};
 
 /// A region of the group, reduced to what the diff needs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Member {
     pub id: RegionId,
     pub extent: Extent,
+}
+
+impl Member {
+    pub fn of(r: &Region) -> Member {
+        Member {
+            id: r.id,
+            extent: r.extent(),
+        }
+    }
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -444,10 +444,7 @@ impl<D: Device> Engine<D> {
             .members
             .iter()
             .chain(&adopted)
-            .map(|r| Member {
-                id: r.id,
-                extent: r.extent(),
-            })
+            .map(Member::of)
             .collect();
         let mut plan = diff::diff(&members, extents);
         // Growth past the budget folds tiles; a group found over it (a

@@ -7,6 +7,8 @@
 
 use std::collections::BTreeMap;
 
+use crate::diff::{self, Member};
+use crate::extent::Extent;
 use crate::stats::{self, Descriptor, DescriptorError, Region, RegionId};
 
 /// One `@stats_list` by id; should a reply repeat an id, the first line counts.
@@ -33,6 +35,14 @@ impl Group {
     /// Whether `id` is one of the existing members.
     pub fn has(&self, id: RegionId) -> bool {
         self.members.binary_search_by_key(&id, |m| m.id).is_ok()
+    }
+
+    /// Whether the members tile `extents` already: the diff has nothing to
+    /// do. What the daemon's check and `unmap`'s search for a file's group
+    /// both ask.
+    pub fn tiles(&self, extents: &[Extent]) -> bool {
+        let members: Vec<Member> = self.members.iter().map(Member::of).collect();
+        diff::diff(&members, extents).is_noop()
     }
 }
 

@@ -29,7 +29,6 @@
 
 use crate::bounds::Histogram;
 use crate::device::{Device, DeviceError};
-use crate::diff::{self, Member};
 use crate::engine::{Engine, EngineError};
 use crate::extent::Extent;
 use crate::group::{self, Group, List, NotAGroup};
@@ -299,17 +298,7 @@ pub fn find_group(list: &List, extents: &[Extent]) -> Result<RegionId, FindError
         return Err(FindError::NoExtents);
     }
     let found: Vec<RegionId> = groups(list)
-        .filter(|g| {
-            let members: Vec<Member> = g
-                .members
-                .iter()
-                .map(|r| Member {
-                    id: r.id,
-                    extent: r.extent(),
-                })
-                .collect();
-            diff::diff(&members, extents).is_noop()
-        })
+        .filter(|g| g.tiles(extents))
         .map(|g| g.id())
         .collect();
     match found.as_slice() {
