@@ -5,6 +5,8 @@
 //!
 //! Owns: [`Control`], [`DmDevice`], [`DmError`]. Touches: nothing above
 //! [`crate::device`]: it knows messages as text, not the engine or the group.
+// SAFETY: one of the three modules allowed unsafe code (the DM ioctls on a hand-laid repr(C) buffer);
+// each block states its obligations beside it.
 #![allow(unsafe_code)]
 
 use std::cell::RefCell;

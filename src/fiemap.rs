@@ -4,6 +4,8 @@
 //!
 //! Owns: `struct fiemap` and the FS_IOC_FIEMAP call. Touches: no group; the
 //! records go to [`crate::extent`].
+// SAFETY: one of the three modules allowed unsafe code (the FS_IOC_FIEMAP ioctl on a hand-laid repr(C) buffer);
+// each block states its obligations beside it.
 #![allow(unsafe_code)]
 
 use rustix::fd::AsFd;

@@ -135,11 +135,11 @@ fn signalfd(_mask: u64) -> Result<OwnedFd, Errno> {
 }
 
 /// A Linux system call with four arguments; the result or -errno.
+#[cfg(target_arch = "x86_64")]
 ///
 /// # Safety
-/// The caller answers for what the call does with the arguments (memory
-/// it reads or writes, descriptors it makes or closes).
-#[cfg(target_arch = "x86_64")]
+/// SAFETY (for callers): the caller answers for what the call does with
+/// the arguments (memory it reads or writes, descriptors it makes or closes).
 unsafe fn syscall4(nr: usize, a: [usize; 4]) -> isize {
     let ret: isize;
     // SAFETY: the x86_64 syscall convention: number in rax, arguments in
@@ -157,8 +157,9 @@ unsafe fn syscall4(nr: usize, a: [usize; 4]) -> isize {
     ret
 }
 
-/// See the x86_64 version.
 #[cfg(target_arch = "aarch64")]
+/// See the x86_64 version.
+/// SAFETY (for callers): as there.
 unsafe fn syscall4(nr: usize, a: [usize; 4]) -> isize {
     let ret: isize;
     // SAFETY: the aarch64 convention: number in x8, arguments in x0..x3,
@@ -175,8 +176,9 @@ unsafe fn syscall4(nr: usize, a: [usize; 4]) -> isize {
     ret
 }
 
-/// See the x86_64 version.
 #[cfg(target_arch = "riscv64")]
+/// See the x86_64 version.
+/// SAFETY (for callers): as there.
 unsafe fn syscall4(nr: usize, a: [usize; 4]) -> isize {
     let ret: isize;
     // SAFETY: the riscv64 convention: number in a7, arguments in a0..a3,
