@@ -229,10 +229,9 @@ pub fn close_stray_fds(keep: RawFd) -> io::Result<()> {
         }
     }
     for n in stray {
-        // SAFETY: this runs at daemon start, before anything of ours is open
-        // besides stdio, `keep`, the stop signals' descriptor and the
-        // directory (all skipped; the directory is closed on drop);
-        // the listed numbers were inherited and belong to no object here.
+        // At daemon start nothing of ours is open but stdio, `keep`, the stop
+        // signals' descriptor and the directory (all skipped above).
+        // SAFETY: the listed numbers were inherited; no object here owns them.
         unsafe { rustix::io::close(n) };
     }
     Ok(())
@@ -274,17 +273,15 @@ pub fn spawn_detached(argv0: OsString, args: &[OsString]) -> io::Result<u32> {
     // Closed by a successful exec: reading it then gives end of file.
     let (exec_error, exec_error_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
 
-    // SAFETY: the child below touches no memory shared with the parent but
-    // what was made above and is only read, calls no allocator, lock or libc
-    // function, only raw system calls (rustix's linux_raw backend), and
+    // SAFETY: the child only reads what was made above, calls no allocator,
+    // lock or libc function, only raw system calls (rustix's linux_raw), and
     // leaves by execve or exit_group, running no destructor.
     match unsafe { runtime::kernel_fork() }? {
         runtime::Fork::Child(_) => {
-            // SAFETY: as for the fork; `argv` and `envp` are arrays of
-            // pointers to NUL-terminated strings, each ended by a null
-            // pointer, alive in this copy of the memory. std ignores
-            // SIGPIPE and we may have blocked the stop signals: neither is
-            // for the new program, as with `Command`.
+            // std ignores SIGPIPE and we may have blocked the stop signals:
+            // neither is for the new program, as with `Command`.
+            // SAFETY: as for the fork; `argv`, `envp`: null-ended arrays of
+            // NUL-terminated strings, alive in this copy of the memory.
             let errno = unsafe {
                 match runtime::kernel_sigprocmask(How::SETMASK, Some(&no_signals))
                     .and_then(|_| runtime::kernel_sigaction(Signal::PIPE, Some(default_action)))
