@@ -7,10 +7,9 @@
 
 mod common;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use common::*;
-use dmfilemapd::device::{Device, DeviceError};
 use dmfilemapd::engine::{Engine, Outcome};
 use dmfilemapd::extent::Extent;
 use dmfilemapd::fake::{FakeDm, DMSTATS_PROGRAM};
@@ -20,39 +19,6 @@ use dmfilemapd::stats::{Dialect, Region, RegionId};
 
 const P: &str = DMSTATS_PROGRAM;
 const ALIAS: &str = "the file";
-
-/// The fake, and its regions after every message.
-struct Recording {
-    dm: FakeDm,
-    states: Vec<BTreeMap<RegionId, Region>>,
-}
-
-impl Device for Recording {
-    fn message(&mut self, msg: &str) -> Result<String, DeviceError> {
-        let reply = self.dm.message(msg);
-        self.states.push(self.dm.regions.clone());
-        reply
-    }
-}
-
-/// Ids every descriptor of program `P` names; panics if one names a
-/// missing region.
-fn named(regions: &BTreeMap<RegionId, Region>, what: &str) -> BTreeSet<RegionId> {
-    let mut named = BTreeSet::new();
-    for r in regions.values().filter(|r| r.program_id == P) {
-        if let Some(d) = leading(r) {
-            for m in &d.members {
-                assert!(
-                    regions.contains_key(m),
-                    "{what}: {} names missing region {m}",
-                    r.id
-                );
-                named.insert(*m);
-            }
-        }
-    }
-    named
-}
 
 /// Regions of `P` outside every descriptor, but those made by hand.
 fn outside(regions: &BTreeMap<RegionId, Region>, hand: &[RegionId], what: &str) -> usize {

@@ -6,7 +6,7 @@
 mod common;
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::rc::Rc;
 
 use common::*;
@@ -316,38 +316,6 @@ fn unmap_refuses_what_is_not_a_group() {
 
 fn dm_extent(regions: &BTreeMap<RegionId, Region>, id: RegionId) -> Extent {
     regions[&id].extent()
-}
-
-/// The fake, and its regions after every message: each a state a SIGKILL
-/// can leave.
-struct Recording {
-    dm: FakeDm,
-    states: Vec<BTreeMap<RegionId, Region>>,
-}
-
-impl Device for Recording {
-    fn message(&mut self, msg: &str) -> Result<String, DeviceError> {
-        let reply = self.dm.message(msg);
-        self.states.push(self.dm.regions.clone());
-        reply
-    }
-}
-
-/// Ids the descriptors of program `P` name; panics if one names a missing
-/// region.
-fn named(regions: &BTreeMap<RegionId, Region>, what: &str) -> BTreeSet<RegionId> {
-    let mut named = BTreeSet::new();
-    for r in regions.values().filter(|r| r.program_id == P) {
-        for m in leading(r).map(|d| d.members).unwrap_or_default() {
-            assert!(
-                regions.contains_key(&m),
-                "{what}: {} names missing region {m}",
-                r.id
-            );
-            named.insert(m);
-        }
-    }
-    named
 }
 
 /// Regions of `P` outside every descriptor, but those made by hand.

@@ -30,3 +30,45 @@ pub fn random_layout(rng: &mut Rng, max: u64) -> Vec<Extent> {
         })
         .collect()
 }
+
+/// The fake, and its regions after every message: each a state a SIGKILL
+/// can leave (the kill sweeps of the engine, `map` and `unmap`).
+pub struct Recording {
+    pub dm: dmfilemapd::fake::FakeDm,
+    pub states:
+        Vec<std::collections::BTreeMap<dmfilemapd::stats::RegionId, dmfilemapd::stats::Region>>,
+}
+
+impl dmfilemapd::device::Device for Recording {
+    fn message(&mut self, msg: &str) -> Result<String, dmfilemapd::device::DeviceError> {
+        let reply = self.dm.message(msg);
+        self.states.push(self.dm.regions.clone());
+        reply
+    }
+}
+
+/// Ids every descriptor of program `dmstats` names; panics if one names a
+/// missing region.
+pub fn named(
+    regions: &std::collections::BTreeMap<dmfilemapd::stats::RegionId, dmfilemapd::stats::Region>,
+    what: &str,
+) -> std::collections::BTreeSet<dmfilemapd::stats::RegionId> {
+    let mut named = std::collections::BTreeSet::new();
+    for r in regions
+        .values()
+        .filter(|r| r.program_id == dmfilemapd::fake::DMSTATS_PROGRAM)
+    {
+        for m in dmfilemapd::group::leading(r)
+            .map(|d| d.members)
+            .unwrap_or_default()
+        {
+            assert!(
+                regions.contains_key(&m),
+                "{what}: {} names missing region {m}",
+                r.id
+            );
+            named.insert(m);
+        }
+    }
+    named
+}
