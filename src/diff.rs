@@ -7,7 +7,7 @@
 //! regions. An extent that grows gains a region for its new part; one that
 //! shrinks loses only the regions past its new end and the one crossing it.
 //!
-//! The invariant the plan establishes (see [`check_tiling`]): the kept and
+//! The invariant the plan establishes (`check_tiling`, feature `testkit`): the kept and
 //! created regions are pairwise disjoint, each lies inside one extent, and
 //! their union is the union of the extents. Pure, so it is fuzzed.
 //!

@@ -47,7 +47,9 @@ pub struct Tile {
     /// Tiles fold only with their neighbours in the same extent.
     pub extent: usize,
     pub len: u64,
-    /// I/Os counted so far (reads + writes); what folding it loses.
+    /// Sectors counted so far (read + written); what folding it loses.
+    /// Sectors, not requests: dm-stats counts a request once in every
+    /// area it touches, so a request split over tiles would count twice.
     pub counts: u64,
     /// Not a region yet (a part no kept region covers): folding it loses
     /// nothing.
@@ -81,7 +83,7 @@ fn rent(young: &Tile, fresh: &Tile) -> u128 {
 ///
 /// `tiles` are sorted by extent, then in device order within it; the
 /// result is ascending, disjoint runs of two or more tiles of one extent.
-/// Folds are taken one at a time, the cheapest by [`cost`] first (ties: the
+/// Folds are taken one at a time, the cheapest by `cost` first (ties: the
 /// later tile, the younger under growth); a folded run is fresh. With a
 /// heap of candidate pairs, O((n + excess) log n). Asks for more folds than
 /// there are neighbours are cut short: every extent keeps a region.
@@ -179,8 +181,8 @@ pub fn tiles(
 
 /// `plan` brought within `budget`: the chosen runs of tiles become one new
 /// region each, their kept members deleted. `counts` gives a kept member's
-/// I/Os so far; it is asked only when a fold is due. The result still
-/// tiles the extents (see [`check_fold`]).
+/// sectors so far; it is asked only when a fold is due. The result still
+/// tiles the extents (`check_fold`, feature `testkit`).
 pub fn within_budget(
     plan: Plan,
     members: &[Member],
