@@ -30,11 +30,14 @@ targets=${*:-$(cd fuzz && cargo "${tc[@]}" fuzz list)}
 # places: 200 records already make every arrangement, longer inputs only
 # slow it down.
 max_len() { [ "$1" = extent_diff ] && echo -max_len=600; true; }
+# Replies captured from the kernel, which tests/protocol.rs reads by name:
+# seeds read from where cmin cannot rename them.
+seeds() { [ -d "tests/data/$1" ] && echo "tests/data/$1"; true; }
 if [ -n "$runs" ]; then
   for t in $targets; do
     mkdir -p "fuzz/corpus/$t"
     log=$work/$t.log
-    if ! cargo "${tc[@]}" fuzz run -s none -O "$t" "fuzz/corpus/$t" -- \
+    if ! cargo "${tc[@]}" fuzz run -s none -O "$t" "fuzz/corpus/$t" $(seeds "$t") -- \
         -runs="$runs" -print_final_stats=1 $(max_len "$t") >"$log" 2>&1; then
       echo "fuzz $t: FAILED"; tail -40 "$log"; failed=$((failed + 1)); continue
     fi
@@ -51,7 +54,7 @@ fi
 for t in $targets; do
   mkdir -p "$work/$t" "fuzz/corpus/$t"
   # New inputs go to the scratch dir; the committed seeds are only read.
-  if cargo "${tc[@]}" fuzz run "$t" "$work/$t" "fuzz/corpus/$t" -- \
+  if cargo "${tc[@]}" fuzz run "$t" "$work/$t" "fuzz/corpus/$t" $(seeds "$t") -- \
       -max_total_time="$secs" -print_final_stats=1 >"$work/$t.log" 2>&1; then
     execs=$(grep -m1 'stat::number_of_executed_units' "$work/$t.log" | awk '{print $2}')
     cov=$(grep -o 'cov: [0-9]*' "$work/$t.log" | tail -1)

@@ -206,14 +206,15 @@ fn lvm2_replies_in_both_dialects() {
     );
 }
 
-/// Replies captured from Debian 12's kernel and dmstats in the VM (the seeds
-/// of the `stats_list` fuzz target): a dmstats group, a group with a
+/// Replies captured from Debian 12's kernel and dmstats in the VM (kept in
+/// `tests/data/stats_list`, which `tests/fuzz.sh` also hands the
+/// `stats_list` target as seeds): a dmstats group, a group with a
 /// histogram, another program's region with spaces in its aux data, and the
 /// same group after its leader was rewritten in lvm2 >= 2.03.23's dialect.
 #[test]
 fn replies_captured_from_the_kernel() {
-    let corpus = concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz/corpus/stats_list/");
-    let bare = std::fs::read_to_string(format!("{corpus}seed-vm-bare")).unwrap();
+    let data = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/stats_list/");
+    let bare = std::fs::read_to_string(format!("{data}vm-bare")).unwrap();
     let (regions, skipped) = parse_list(&bare);
     assert!(skipped.is_empty(), "{skipped:?}");
     assert_eq!(regions.len(), 130);
@@ -229,7 +230,7 @@ fn replies_captured_from_the_kernel() {
     );
     assert_eq!((other.start, other.len, other.step), (0, 2048, 512));
 
-    let quoted = std::fs::read_to_string(format!("{corpus}seed-vm-quoted")).unwrap();
+    let quoted = std::fs::read_to_string(format!("{data}vm-quoted")).unwrap();
     let (regions, skipped) = parse_list(&quoted);
     assert!(skipped.is_empty(), "{skipped:?}");
     let leader = Descriptor::parse(&regions[0].aux_data).unwrap().unwrap();
