@@ -269,6 +269,25 @@ struct Racing {
     rival_result: Option<Result<Outcome, String>>,
 }
 
+impl Racing {
+    /// `rival` runs its update to `extents` just before the `at`-th message.
+    fn new(
+        dm: &Rc<RefCell<FakeDm>>,
+        rival: Engine<Rc<RefCell<FakeDm>>>,
+        extents: &[Extent],
+        at: usize,
+    ) -> Self {
+        Racing {
+            dm: dm.clone(),
+            rival: Some(rival),
+            extents: extents.to_vec(),
+            sent: 0,
+            at,
+            rival_result: None,
+        }
+    }
+}
+
 impl Device for Racing {
     fn message(&mut self, msg: &str) -> Result<String, DeviceError> {
         self.sent += 1;
@@ -306,15 +325,8 @@ fn a_rival_update_between_any_two_messages() {
         let dm = Rc::new(RefCell::new(dm));
         let mut rival = Engine::new(dm.clone(), g);
         rival.load().unwrap().unwrap();
-        let racing = Racing {
-            dm: dm.clone(),
-            rival: Some(rival),
-            extents: new.clone(),
-            sent: 0,
-            // The first message is the load below.
-            at: at + 1,
-            rival_result: None,
-        };
+        // The first message is the load below.
+        let racing = Racing::new(&dm, rival, &new, at + 1);
         let mut engine = Engine::new(racing, g);
         engine.load().unwrap().unwrap();
         let first = engine.sync(&new, &never);
@@ -604,14 +616,7 @@ fn a_check_after_a_lost_race_clears_what_we_made() {
         // stopped one left) before the file changes.
         let mut rival = Engine::new(dm.clone(), g);
         assert_eq!(rival.sync(&old, &never).unwrap(), Outcome::Unchanged);
-        let racing = Racing {
-            dm: dm.clone(),
-            rival: Some(rival),
-            extents: new.clone(),
-            sent: 0,
-            at: at + 1,
-            rival_result: None,
-        };
+        let racing = Racing::new(&dm, rival, &new, at + 1);
         let mut engine = Engine::new(racing, g);
         assert_eq!(engine.sync(&old, &never).unwrap(), Outcome::Unchanged);
         let first = engine.sync(&new, &never);
