@@ -64,14 +64,10 @@ pct() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "n/a"; else printf "%
 # Not reset_world: its sweep of leftover processes would kill boot.sh,
 # which runs this scenario, and the guest would never report or power off.
 fresh() {
-    local d id
+    local d
     kill_daemons
     for d in ext4 xfs; do
-        [ -z "$(stats_list "$d")" ] || dmstats delete --allregions "$d" > /dev/null 2>&1
-        stats_list "$d" | sed -n 's/^\([0-9]*\): .*/\1/p' | while read -r id; do
-            dmsetup message "$d" 0 "@stats_delete $id"
-        done
-        rm -rf "/mnt/$d"/* 2> /dev/null
+        clear_device "$d"
     done
     [ ! -f /tmp/dmfilemapd.log ] || : > /tmp/dmfilemapd.log
     return 0

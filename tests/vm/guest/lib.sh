@@ -58,19 +58,25 @@ dev_of() {
     esac
 }
 
+# clear_device DEV: no region on DEV, nothing in its file system.
+clear_device() {
+    local id
+    # One process for all regions (each dmsetup start costs here); one
+    # message per region where dmstats chokes on other programs' aux data.
+    [ -z "$(stats_list "$1")" ] || dmstats delete --allregions "$1" > /dev/null 2>&1
+    stats_list "$1" | sed -n 's/^\([0-9]*\): .*/\1/p' | while read -r id; do
+        dmsetup message "$1" 0 "@stats_delete $id"
+    done
+    rm -rf "/mnt/$1"/* 2>/dev/null
+}
+
 # Every scenario starts from here: no daemon, no region, empty file systems.
 reset_world() {
-    local d p pid id
+    local d p pid
     kill_daemons
     for d in ext4 xfs btrfs; do
         [ -e "/dev/mapper/$d" ] || continue
-        # One process for all regions (each dmsetup start costs here); one
-        # message per region where dmstats chokes on other programs' aux data.
-        [ -z "$(stats_list "$d")" ] || dmstats delete --allregions "$d" > /dev/null 2>&1
-        stats_list "$d" | sed -n 's/^\([0-9]*\): .*/\1/p' | while read -r id; do
-            dmsetup message "$d" 0 "@stats_delete $id"
-        done
-        rm -rf "/mnt/$d"/* 2>/dev/null
+        clear_device "$d"
     done
     # Anything a scenario left behind (holders, sleepers), but init, us and
     # kernel threads (which have no exe). Builtins only: a fork costs here.
