@@ -19,9 +19,9 @@
 
 use std::process::ExitCode;
 
-use dmfilemapd::dm::Control;
-use dmfilemapd::extent::Extent;
-use dmfilemapd::stats::{self, Region, RegionId};
+use dmfilemapd::Control;
+use dmfilemapd::Extent;
+use dmfilemapd::{Region, RegionId};
 
 /// CPU ticks and nanoseconds this process has run so far.
 fn cpu() -> (u64, u64) {
@@ -95,13 +95,14 @@ fn run(node: &str, n: u64, first: u64) -> Result<String, Box<dyn std::error::Err
             start: first + 16 * i,
             len: 8,
         };
-        let reply = control.message(dev, &stats::msg_create(extent, &template, "-")?)?;
-        ids.push(stats::parse_create_reply(&reply).ok_or("bad create reply")?);
+        let reply = control.message(dev, &dmfilemapd::msg_create(extent, &template, "-")?)?;
+        ids.push(dmfilemapd::parse_create_reply(&reply).ok_or("bad create reply")?);
     }
     phase("create", t0);
 
     let t0 = cpu();
-    let listed = stats::parse_list(&control.message(dev, &stats::msg_list(Some("floor"))?)?).0;
+    let listed =
+        dmfilemapd::parse_list(&control.message(dev, &dmfilemapd::msg_list(Some("floor"))?)?).0;
     phase("list", t0);
     if listed.len() as u64 != n {
         return Err(format!("listed {} regions, made {n}", listed.len()).into());
@@ -109,19 +110,19 @@ fn run(node: &str, n: u64, first: u64) -> Result<String, Box<dyn std::error::Err
 
     let t0 = cpu();
     for &id in &ids {
-        control.message(dev, &stats::msg_set_aux(id, "floor")?)?;
+        control.message(dev, &dmfilemapd::msg_set_aux(id, "floor")?)?;
     }
     phase("set_aux", t0);
 
     let t0 = cpu();
     for &id in &ids {
-        control.message(dev, &stats::msg_print(id, 0, 2))?;
+        control.message(dev, &dmfilemapd::msg_print(id, 0, 2))?;
     }
     phase("print", t0);
 
     let t0 = cpu();
     for &id in &ids {
-        control.message(dev, &stats::msg_delete(id))?;
+        control.message(dev, &dmfilemapd::msg_delete(id))?;
     }
     phase("delete", t0);
 

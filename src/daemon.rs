@@ -13,33 +13,36 @@
 //! Owns: [`Daemon`], [`Exit`], the timing of updates and checks. Touches:
 //! the group only through [`Engine`], the file only through [`Scanner`]
 //! (tests drive the loop with the fake dm-stats and a fake file on a fake
-//! clock); start-up checks are [`crate::start`]'s.
+//! clock); start-up checks are [`crate::cmd::start`]'s.
 
 use std::time::{Duration, Instant};
 
-use crate::device::Device;
+pub(crate) mod source;
+pub(crate) mod wait;
+
+use crate::daemon::source::{Look, Scanner, Stamp};
+use crate::dmstats::Device;
 use crate::engine::{Engine, EngineError, Outcome, Summary};
 use crate::extent::Extent;
-use crate::source::{Look, Scanner, Stamp};
 use crate::{debug, error, info, verbose, warn, Error};
 
 /// At most two updates (and FIEMAP calls) a second, as C.
-pub const UPDATE_INTERVAL: Duration = Duration::from_millis(500);
+pub(crate) const UPDATE_INTERVAL: Duration = Duration::from_millis(500);
 /// The group's leader is probed this often, to notice the group's deletion.
-pub const CHECK_INTERVAL: Duration = Duration::from_secs(1);
+pub(crate) const CHECK_INTERVAL: Duration = Duration::from_secs(1);
 /// The group is listed in full at least this often, to notice what the
 /// probe cannot: a member deleted, or the group ungrouped, by another
 /// program. A list costs in proportion to the group (~38 ms of kernel time
 /// for 1,000 regions under emulation); one in 30 s keeps an idle daemon
 /// of 1,000 regions under two CPU ticks in any 10 s, and what it finds
 /// late cannot lead an update astray, as every update lists first.
-pub const FULL_CHECK_INTERVAL: Duration = Duration::from_secs(30);
+pub(crate) const FULL_CHECK_INTERVAL: Duration = Duration::from_secs(30);
 /// While the file holds data in delayed allocation (no address yet), it is
 /// scanned again this often (a FIEMAP without forced writeback is cheap),
 /// so the group follows the kernel's own writeback within about a second.
-pub const RESCAN_INTERVAL: Duration = Duration::from_secs(1);
+pub(crate) const RESCAN_INTERVAL: Duration = Duration::from_secs(1);
 /// After a failed update, the next try waits this long.
-pub const RETRY_INTERVAL: Duration = Duration::from_secs(1);
+pub(crate) const RETRY_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Why the daemon ended normally (exit status 0).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

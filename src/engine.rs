@@ -1,4 +1,4 @@
-//! Apply: carry a [`Plan`](crate::diff::Plan) out on a device, in an order
+//! Apply: carry a [`Plan`](crate::plan::diff::Plan) out on a device, in an order
 //! that keeps the group whole whichever step fails. The device is a trait so
 //! tests run the engine against `fake::FakeDm` (feature `testkit`).
 //!
@@ -8,7 +8,7 @@
 //! 2. every region of ours that exists is named by the descriptor, which
 //!    sits on the lowest of them, and no other of them holds a descriptor.
 //!
-//! An update goes in steps of at most [`BATCH`](crate::mark::BATCH) regions, so that a kill
+//! An update goes in steps of at most [`BATCH`](crate::engine::mark::BATCH) regions, so that a kill
 //! at any instant leaves at most that many of ours outside the group; the
 //! order of each step, and what a failure takes back, is the `apply` module's.
 //!
@@ -21,30 +21,33 @@
 //! that list and one of our descriptor writes leaves its new regions
 //! outside the group for a moment: only their creator knows them, and it
 //! deletes them at its next look (the sweep at the start of every update;
-//! see [`crate::ledger`]). That look comes even when no update follows:
+//! see [`crate::engine::ledger`]). That look comes even when no update follows:
 //! [`Engine::probe`] does not vouch for the group while regions we made
 //! have not been seen in it, so the daemon's next check lists.
 //!
 //! Owns: [`Engine`] (what it knows of the group, the looks and the
 //! messages it sends; the apply order in `apply`), [`EngineError`],
 //! [`Outcome`], [`Summary`]. Touches: the device only
-//! through [`Device`]; what the group is comes from [`crate::group`], what
-//! to do about regions we made from [`crate::ledger`], about regions a
-//! stopped daemon left from [`crate::mark`]. [`Engine::load`]
+//! through [`Device`]; what the group is comes from [`crate::plan::group`], what
+//! to do about regions we made from [`crate::engine::ledger`], about regions a
+//! stopped daemon left from [`crate::engine::mark`]. [`Engine::load`]
 //! only reads; every delete is part of an update ([`Engine::sync`],
 //! [`Engine::remove`]) or of [`Engine::sweep`].
 
 mod apply;
+pub(crate) mod ledger;
+pub(crate) mod map;
+pub(crate) mod mark;
 
 use std::collections::BTreeMap;
 
-use crate::device::{Device, DeviceError};
+use crate::dmstats::{self, MessageError, Probe, Region, RegionId, SkippedLine};
+use crate::dmstats::{Device, DeviceError};
 use crate::extent::Extent;
-use crate::fold;
-use crate::group::{self, Group, List, NotAGroup};
-use crate::ledger::Ledger;
-use crate::mark::{self, Settlement};
-use crate::stats::{self, MessageError, Probe, Region, RegionId, SkippedLine};
+use crate::plan::fold;
+use crate::plan::group::{self, Group, List, NotAGroup};
+use ledger::Ledger;
+use mark::Settlement;
 
 /// What one update did, for the verbose log and the tests.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -171,7 +174,7 @@ pub struct Engine<D: Device> {
     /// it; the first update settles it, once.
     settlement: Settlement,
     settled: bool,
-    /// Extra regions allowed beyond one per extent (see [`crate::fold`]).
+    /// Extra regions allowed beyond one per extent (see [`crate::plan::fold`]).
     budget: usize,
 }
 impl<D: Device> Engine<D> {
@@ -352,7 +355,7 @@ impl<D: Device> Engine<D> {
 
     /// The group as an update starts from it: one look, the sweep, and on
     /// the first update the settlement of what a stopped daemon left (see
-    /// [`crate::mark`]): proven strays deleted, the regions to adopt
+    /// [`crate::engine::mark`]): proven strays deleted, the regions to adopt
     /// returned.
     fn start(&mut self) -> Result<(Group, Vec<Region>), EngineError> {
         let group = self.load()?;
@@ -375,7 +378,7 @@ impl<D: Device> Engine<D> {
             self.warnings.push(format!(
                 "group {}: regions {} were left outside it by a stopped update: adopted",
                 group.id(),
-                stats::format_members(&ids)
+                dmstats::format_members(&ids)
             ));
         }
         Ok((group, settlement.adopt))
@@ -390,7 +393,7 @@ impl<D: Device> Engine<D> {
             let msg = format!("@stats_print {id}");
             let reply = self.send(msg.clone())?;
             let sectors =
-                stats::parse_print_sectors(&reply).ok_or(EngineError::BadReply { msg, reply })?;
+                dmstats::parse_print_sectors(&reply).ok_or(EngineError::BadReply { msg, reply })?;
             out.insert(id, sectors);
         }
         Ok(out)
@@ -402,9 +405,9 @@ impl<D: Device> Engine<D> {
         leader: &Region,
         mark: &str,
     ) -> Result<RegionId, EngineError> {
-        let msg = stats::msg_create(extent, leader, mark)?;
+        let msg = dmstats::msg_create(extent, leader, mark)?;
         let reply = self.send(msg.clone())?;
-        let id = stats::parse_create_reply(&reply).ok_or(EngineError::BadReply { msg, reply })?;
+        let id = dmstats::parse_create_reply(&reply).ok_or(EngineError::BadReply { msg, reply })?;
         self.ledger.created(id, extent, &leader.program_id);
         Ok(id)
     }
@@ -413,7 +416,7 @@ impl<D: Device> Engine<D> {
     /// is checked with a list before it is believed: taking it on trust
     /// would leave the region outside the group if it were still there.
     fn delete(&mut self, id: RegionId) -> Result<(), EngineError> {
-        match self.send(stats::msg_delete(id)) {
+        match self.send(dmstats::msg_delete(id)) {
             Err(EngineError::Device {
                 source: DeviceError::Os(rustix::io::Errno::NOENT),
                 ..
@@ -444,10 +447,10 @@ impl<D: Device> Engine<D> {
     /// every member.
     fn list(&mut self) -> Result<(Vec<Region>, Vec<SkippedLine>), EngineError> {
         let filter = self.program_id.as_deref().filter(|_| self.filtered);
-        let msg = stats::msg_list(filter)?;
+        let msg = dmstats::msg_list(filter)?;
         self.sent.lists += 1;
         let reply = self.send(msg)?;
-        Ok(stats::parse_list(&reply))
+        Ok(dmstats::parse_list(&reply))
     }
 
     fn exists(&mut self, id: RegionId) -> Result<bool, EngineError> {

@@ -2,12 +2,12 @@
 //! and how raw FIEMAP records become the extents a filemap group mirrors.
 //!
 //! Owns: [`Extent`], [`RawExtent`], the FIEMAP_EXTENT_* flags it reads, the
-//! merge. Touches: no file (the records come from [`crate::fiemap`]).
+//! merge. Touches: no file (the records come from [`crate::sys::fiemap`]).
 
 use std::collections::BTreeMap;
 
 /// dm-stats counts in 512-byte sectors whatever the device's block size.
-pub const SECTOR_SHIFT: u32 = 9;
+pub(crate) const SECTOR_SHIFT: u32 = 9;
 
 /// A run of sectors on the device-mapper device.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -32,8 +32,8 @@ pub struct RawExtent {
 }
 
 pub const FIEMAP_EXTENT_LAST: u32 = 0x0000_0001;
-pub const FIEMAP_EXTENT_UNKNOWN: u32 = 0x0000_0002;
-pub const FIEMAP_EXTENT_DELALLOC: u32 = 0x0000_0004;
+pub(crate) const FIEMAP_EXTENT_UNKNOWN: u32 = 0x0000_0002;
+pub(crate) const FIEMAP_EXTENT_DELALLOC: u32 = 0x0000_0004;
 
 /// Records with no device address yet: nothing on the device to count.
 const UNMAPPED: u32 = FIEMAP_EXTENT_UNKNOWN | FIEMAP_EXTENT_DELALLOC;
@@ -51,7 +51,7 @@ const UNMAPPED: u32 = FIEMAP_EXTENT_UNKNOWN | FIEMAP_EXTENT_DELALLOC;
 /// shared by reflinks is kept where it first appears, later repeats clipped);
 /// extents that merely touch stay apart, as dmstats made them.
 #[derive(Debug, Default)]
-pub struct Merger {
+pub(crate) struct Merger {
     /// The extent being grown, in device bytes `[start, end)`; the end is
     /// wide so that no record, however large, wraps around.
     pending: Option<(u64, u128)>,
@@ -63,11 +63,11 @@ pub struct Merger {
 }
 
 impl Merger {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::default()
     }
 
-    pub fn push(&mut self, raw: &RawExtent) {
+    pub(crate) fn push(&mut self, raw: &RawExtent) {
         if raw.flags & UNMAPPED != 0 {
             if raw.length > 0 {
                 self.unmapped = Some(self.unmapped.map_or(raw.logical, |u| u.min(raw.logical)));
@@ -92,12 +92,12 @@ impl Merger {
     /// Where in the file (bytes) the first record skipped for having no
     /// address yet (delayed allocation) starts: data, or (xfs) space
     /// reserved past the end of the file, the extents do not show yet.
-    pub fn unmapped(&self) -> Option<u64> {
+    pub(crate) fn unmapped(&self) -> Option<u64> {
         self.unmapped
     }
 
     /// Feed one FIEMAP batch.
-    pub fn extend(&mut self, batch: &[RawExtent]) {
+    pub(crate) fn extend(&mut self, batch: &[RawExtent]) {
         batch.iter().for_each(|r| self.push(r));
     }
 
@@ -116,7 +116,7 @@ impl Merger {
 
     /// The extents in logical order of their first sector, none empty, none
     /// overlapping another.
-    pub fn finish(mut self) -> Vec<Extent> {
+    pub(crate) fn finish(mut self) -> Vec<Extent> {
         self.flush();
         clip_repeats(self.out)
     }
@@ -228,7 +228,7 @@ pub fn check_merge(raw: &[RawExtent], splits: &[usize]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::{ext, rec, Rng};
+    use crate::testkit::{ext, rec, Rng};
 
     const MIB: u64 = 1 << 20;
 

@@ -1,51 +1,72 @@
 //! dmfilemapd: keep a dm-stats filemap group in sync with the extents of a file.
 //!
-//! The daemon is a loop of four steps, each in its own module:
-//! Scan ([`fiemap`] + [`extent`], through [`source`]) -> Diff ([`diff`],
-//! kept within a region budget by [`fold`]) ->
-//! Apply ([`engine`]) -> Sleep ([`watch`]), run by [`daemon`] after the
-//! checks of [`start`]. The engine reads the group with [`group`], keeps
-//! its [`ledger`] of regions it made, settles what a killed predecessor
-//! left by the [`mark`]s on its regions, and talks to a [`device::Device`]:
-//! [`dm`] carries the messages of [`stats`] to the kernel.
+//! The daemon is a loop of four steps: Scan (the file's extents, through
+//! FIEMAP) -> Diff (a pure plan that tiles them) -> Apply (the engine, the
+//! only code that changes a group) -> Sleep (inotify, with a timeout).
+//! The folders are the layers, and dependencies point down:
 //!
-//! Dependencies point down: `device` < `dm`, `stats`, `extent` < `diff` <
-//! `fold` < `group` < `ledger`, `mark` < `engine` < `daemon`, `source`,
-//! `start` < `main`.
+//! | layer | what it holds |
+//! |---|---|
+//! | `cmd/` | the process roles, the command line, start-up checks, `map` and `unmap`, [`Error`] |
+//! | `daemon/` | the follow loop, the file it follows, the wait |
+//! | `engine/` | apply, the ledger of regions we made, recovery marks, group creation and deletion |
+//! | `plan/` | pure and fuzzed: the group view, diff, fold |
+//! | `dmstats/` | the wire protocol as pure text, and the [`Device`] trait |
+//! | `sys/` | every raw kernel call and every line of unchecked code |
+//! | `extent`, `log` | the vocabulary (sectors, extents) and the log every layer shares |
+//! | `testkit/` | feature `testkit` only: the fake kernel and shared checks |
 //!
-//! With the `testkit` feature (the crate's own tests and fuzz/ only),
-//! `fake` is an in-memory dm-stats and `testing` the checks they share.
-//!
-//! Unchecked code is denied crate-wide (Cargo.toml `[lints]`) and allowed
-//! only in [`dm`] and [`fiemap`] (the two ioctl ABIs) and in [`sys`] (adopting
-//! inherited fds and blocking signals), each block with a SAFETY comment.
+//! Every module is private; what the integration tests, fuzz/ and
+//! `main.rs` use is re-exported here by name, and nothing else is public.
 
-pub mod bounds;
-pub mod cli;
-pub mod daemon;
-pub mod device;
-pub mod diff;
-pub mod dm;
-pub mod engine;
-pub mod error;
-pub mod extent;
-#[cfg(feature = "testkit")]
-pub mod fake;
-pub mod fiemap;
-pub mod fold;
-pub mod group;
-pub mod ledger;
-pub mod log;
-pub mod map;
-pub mod mapcmd;
-pub mod mark;
-pub mod source;
-pub mod start;
-pub mod stats;
-pub mod sys;
-pub mod syslog;
-#[cfg(feature = "testkit")]
-pub mod testing;
-pub mod watch;
+#![warn(unreachable_pub)]
 
-pub use error::Error;
+mod cmd;
+mod daemon;
+mod dmstats;
+mod engine;
+mod extent;
+#[macro_use]
+mod log;
+mod plan;
+mod sys;
+#[cfg(feature = "testkit")]
+pub mod testkit;
+
+pub use cmd::cli::{
+    parse as parse_args, Args, Command, MapArgs, Mode, UnmapArgs, UsageError, HELP, USAGE,
+};
+pub use cmd::{run, Error};
+pub use daemon::source::{FileSource, Look, Scanner, Stamp};
+pub use daemon::wait::{sleep, Events, Watcher};
+pub use daemon::{Daemon, Exit};
+pub use dmstats::bounds::{parse as parse_bounds, BoundsError, Histogram, MAX_HISTOGRAM_ARG};
+#[cfg(feature = "testkit")]
+pub use dmstats::split_args;
+pub use dmstats::{
+    escape, format_members, msg_create, msg_delete, msg_list, msg_print, msg_set_aux,
+    parse_create_reply, parse_list, parse_members, AliasError, Descriptor, Device, DeviceError,
+    Dialect, Region, RegionId, NEW_GROUP_DIALECT,
+};
+pub use engine::map::{
+    create_group, delete_group, delete_strays, find_group, first_mark, list, strays, Created,
+    Deleted, FindError, MapError, NewGroup,
+};
+pub use engine::mark::{fingerprint, Mark, BATCH};
+pub use engine::{Engine, EngineError, Outcome, Summary};
+#[cfg(feature = "testkit")]
+pub use extent::check_merge;
+pub use extent::{merge, Extent, RawExtent, FIEMAP_EXTENT_LAST};
+#[cfg(feature = "testkit")]
+pub use plan::diff::check_tiling;
+pub use plan::diff::{diff, Member};
+#[cfg(feature = "testkit")]
+pub use plan::fold::check_fold;
+pub use plan::fold::{choose, Tile};
+pub use plan::group::{by_id, leading};
+pub use sys::dm::Control;
+pub use sys::fiemap::{scan_with, FiemapError};
+pub use sys::{
+    adopt_fd, block_stop_signals, close_stray_fds, detach, open_elsewhere, raw, spawn_detached,
+    stop_fd, stop_signal, DETACHED_ENV,
+};

@@ -3,21 +3,23 @@
 //! puts warnings on stdout, among the chatter). Warnings and errors always
 //! print; the rest needs `verbose >= level`. Once detached at verbose 0
 //! stdio is `/dev/null`, and warnings and errors go to syslog instead
-//! ([`use_syslog`], [`crate::syslog`]).
+//! ([`use_syslog`], [`crate::log::syslog`]).
 //!
 //! Write errors are ignored: a closed pipe must never stop the daemon (and
 //! `println!` would panic on one).
 
-use crate::syslog::Severity;
+pub(crate) mod syslog;
+
 use std::fmt;
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use syslog::Severity;
 
 static VERBOSE: AtomicU8 = AtomicU8::new(0);
 static SYSLOG: AtomicBool = AtomicBool::new(false);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Level {
+pub(crate) enum Level {
     Error,
     Warn,
     /// verbose >= 1: the key lines (start, exit reasons).
@@ -30,7 +32,7 @@ pub enum Level {
 
 /// `s` with its control characters escaped (`\n`, `\u{1b}`), so that a
 /// value quoted in a message keeps it one line.
-pub fn printable(s: &str) -> String {
+pub(crate) fn printable(s: &str) -> String {
     if !s.chars().any(char::is_control) {
         return s.to_owned();
     }
@@ -45,21 +47,21 @@ pub fn printable(s: &str) -> String {
         .collect()
 }
 
-pub fn set_verbose(v: u8) {
+pub(crate) fn set_verbose(v: u8) {
     VERBOSE.store(v, Ordering::Relaxed);
 }
 
-pub fn verbose() -> u8 {
+pub(crate) fn verbose() -> u8 {
     VERBOSE.load(Ordering::Relaxed)
 }
 
 /// From now on warnings and errors go to syslog, not stderr: for the
 /// detached daemon at verbose 0, which has no one else to tell.
-pub fn use_syslog() {
+pub(crate) fn use_syslog() {
     SYSLOG.store(true, Ordering::Relaxed);
 }
 
-pub fn enabled(level: Level) -> bool {
+pub(crate) fn enabled(level: Level) -> bool {
     match level {
         Level::Error | Level::Warn => true,
         Level::Info => verbose() >= 1,
@@ -68,7 +70,7 @@ pub fn enabled(level: Level) -> bool {
     }
 }
 
-pub fn emit(level: Level, args: fmt::Arguments<'_>) {
+pub(crate) fn emit(level: Level, args: fmt::Arguments<'_>) {
     if !enabled(level) {
         return;
     }
@@ -78,7 +80,7 @@ pub fn emit(level: Level, args: fmt::Arguments<'_>) {
                 Level::Error => Severity::Error,
                 _ => Severity::Warning,
             };
-            crate::syslog::send(severity, &args.to_string());
+            crate::log::syslog::send(severity, &args.to_string());
             Ok(())
         }
         Level::Error | Level::Warn => writeln!(std::io::stderr().lock(), "{args}"),

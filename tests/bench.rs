@@ -7,11 +7,11 @@
 
 use std::time::{Duration, Instant};
 
-use dmfilemapd::diff::{diff, Member};
-use dmfilemapd::engine::{Engine, Outcome};
-use dmfilemapd::extent::{merge, Extent, RawExtent};
-use dmfilemapd::fake::FakeDm;
-use dmfilemapd::stats::{parse_list, Dialect};
+use dmfilemapd::testkit::fake::FakeDm;
+use dmfilemapd::{diff, Member};
+use dmfilemapd::{merge, Extent, RawExtent};
+use dmfilemapd::{parse_list, Dialect};
+use dmfilemapd::{Engine, Outcome};
 
 fn best<T>(runs: usize, mut f: impl FnMut() -> T) -> (Duration, T) {
     let mut best = Duration::MAX;

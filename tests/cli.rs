@@ -5,7 +5,7 @@ use std::os::fd::{AsFd, AsRawFd};
 use std::path::PathBuf;
 use std::process::Command as Process;
 
-use dmfilemapd::cli::{parse, Args, Command, Mode, UsageError};
+use dmfilemapd::{parse_args as parse, Args, Command, Mode, UsageError};
 
 fn run(argv: &[&str]) -> Result<Command, UsageError> {
     parse(std::iter::once("dmfilemapd").chain(argv.iter().copied()))

@@ -9,13 +9,13 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use common::{converged, ext, no_orphans, snapshot, untouched};
-use dmfilemapd::daemon::{Daemon, Exit};
-use dmfilemapd::engine::Engine;
-use dmfilemapd::extent::Extent;
-use dmfilemapd::fake::{FakeDm, Kind, DMSTATS_PROGRAM};
-use dmfilemapd::source::{Look, Scanner, Stamp};
-use dmfilemapd::stats::Dialect;
+use dmfilemapd::testkit::fake::{FakeDm, Kind, DMSTATS_PROGRAM};
+use dmfilemapd::Dialect;
+use dmfilemapd::Engine;
 use dmfilemapd::Error;
+use dmfilemapd::Extent;
+use dmfilemapd::{Daemon, Exit};
+use dmfilemapd::{Look, Scanner, Stamp};
 use rustix::io::Errno;
 
 type Dm = Rc<RefCell<FakeDm>>;
@@ -86,7 +86,7 @@ impl Scanner for FakeFile {
         w.scans += 1;
         if let Some((nth, errno)) = w.scan_fault {
             if nth == w.scans {
-                return Err(dmfilemapd::fiemap::FiemapError::Ioctl(errno).into());
+                return Err(dmfilemapd::FiemapError::Ioctl(errno).into());
             }
         }
         Ok(w.extents.clone())
@@ -532,7 +532,7 @@ fn a_changed_stamp_alone_triggers_a_scan() {
 /// group is left as it was, the scan retried, and the group converges.
 #[test]
 fn a_failed_fiemap_is_retried() {
-    for errno in dmfilemapd::fake::FAULT_ERRNOS {
+    for errno in dmfilemapd::testkit::fake::FAULT_ERRNOS {
         for nth in 1..=3 {
             let script = vec![
                 (1_000, write(layout(3))),

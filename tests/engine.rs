@@ -5,11 +5,11 @@ mod common;
 use std::cell::Cell;
 
 use common::*;
-use dmfilemapd::engine::{Engine, EngineError, Outcome};
-use dmfilemapd::extent::Extent;
-use dmfilemapd::fake::{FakeDm, DMSTATS_PROGRAM};
-use dmfilemapd::stats::{Descriptor, Dialect, Region};
-use dmfilemapd::testing::ext;
+use dmfilemapd::testkit::ext;
+use dmfilemapd::testkit::fake::{FakeDm, DMSTATS_PROGRAM};
+use dmfilemapd::Extent;
+use dmfilemapd::{Descriptor, Dialect, Region};
+use dmfilemapd::{Engine, EngineError, Outcome};
 
 const P: &str = DMSTATS_PROGRAM;
 
@@ -20,7 +20,7 @@ fn sync(engine: &mut Engine<FakeDm>, extents: &[Extent]) -> Outcome {
     out
 }
 
-fn updated(out: Outcome) -> dmfilemapd::engine::Summary {
+fn updated(out: Outcome) -> dmfilemapd::Summary {
     match out {
         Outcome::Updated(s) => s,
         other => panic!("expected an update, got {other:?}"),

@@ -13,11 +13,11 @@ use std::collections::BTreeMap;
 use std::rc::Rc;
 
 use common::*;
-use dmfilemapd::device::{Device, DeviceError};
-use dmfilemapd::engine::{Engine, EngineError, Outcome};
-use dmfilemapd::extent::Extent;
-use dmfilemapd::fake::{FakeDm, Kind, DMSTATS_PROGRAM, FAULT_ERRNOS};
-use dmfilemapd::stats::{Descriptor, Dialect, Region, RegionId};
+use dmfilemapd::testkit::fake::{FakeDm, Kind, DMSTATS_PROGRAM, FAULT_ERRNOS};
+use dmfilemapd::Extent;
+use dmfilemapd::{Descriptor, Dialect, Region, RegionId};
+use dmfilemapd::{Device, DeviceError};
+use dmfilemapd::{Engine, EngineError, Outcome};
 
 const P: &str = DMSTATS_PROGRAM;
 

@@ -7,8 +7,8 @@ use std::os::fd::OwnedFd;
 use std::path::Path;
 use std::time::Duration;
 
-use dmfilemapd::cli::Mode;
-use dmfilemapd::source::{FileSource, Look, Scanner};
+use dmfilemapd::Mode;
+use dmfilemapd::{FileSource, Look, Scanner};
 
 const CYCLES: usize = 10_000;
 

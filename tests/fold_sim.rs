@@ -9,7 +9,7 @@
 //! Reported: the share of all reads that the group's regions still count
 //! at the end.
 
-use dmfilemapd::fold::{choose, Tile};
+use dmfilemapd::{choose, Tile};
 
 #[derive(Clone, Copy)]
 enum Access {

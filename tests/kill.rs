@@ -1,6 +1,6 @@
 //! SIGKILL at every instant of a large update, on the in-memory kernel:
 //! the state after each message is a state a killed daemon can leave.
-//! For each: at most `mark::BATCH` regions of ours are outside the group,
+//! For each: at most `dmfilemapd::BATCH` regions of ours are outside the group,
 //! no descriptor names a missing region, and a daemon started on the group
 //! afterwards settles it in one update: nothing of ours outside, the group
 //! equal to the file, regions made by hand over the same blocks untouched.
@@ -10,12 +10,12 @@ mod common;
 use std::collections::BTreeMap;
 
 use common::*;
-use dmfilemapd::engine::{Engine, Outcome};
-use dmfilemapd::extent::Extent;
-use dmfilemapd::fake::{FakeDm, DMSTATS_PROGRAM};
-use dmfilemapd::group::leading;
-use dmfilemapd::mark::BATCH;
-use dmfilemapd::stats::{Dialect, Region, RegionId};
+use dmfilemapd::leading;
+use dmfilemapd::testkit::fake::{FakeDm, DMSTATS_PROGRAM};
+use dmfilemapd::Extent;
+use dmfilemapd::BATCH;
+use dmfilemapd::{Dialect, Region, RegionId};
+use dmfilemapd::{Engine, Outcome};
 
 const P: &str = DMSTATS_PROGRAM;
 const ALIAS: &str = "the file";

@@ -10,18 +10,18 @@ use std::collections::BTreeMap;
 use std::rc::Rc;
 
 use common::*;
-use dmfilemapd::bounds::Histogram;
-use dmfilemapd::device::{Device, DeviceError};
-use dmfilemapd::engine::{Engine, Outcome};
-use dmfilemapd::extent::Extent;
-use dmfilemapd::fake::{FakeDm, Kind, DMSTATS_PROGRAM, FAULT_ERRNOS};
-use dmfilemapd::group::leading;
-use dmfilemapd::map::{
+use dmfilemapd::leading;
+use dmfilemapd::testkit::fake::{FakeDm, Kind, DMSTATS_PROGRAM, FAULT_ERRNOS};
+use dmfilemapd::Extent;
+use dmfilemapd::Histogram;
+use dmfilemapd::{
     create_group, delete_group, delete_strays, find_group, first_mark, strays, Created, FindError,
     MapError, NewGroup,
 };
-use dmfilemapd::mark::{fingerprint, Mark, BATCH};
-use dmfilemapd::stats::{Descriptor, Dialect, Region, RegionId};
+use dmfilemapd::{fingerprint, Mark, BATCH};
+use dmfilemapd::{Descriptor, Dialect, Region, RegionId};
+use dmfilemapd::{Device, DeviceError};
+use dmfilemapd::{Engine, Outcome};
 
 const P: &str = DMSTATS_PROGRAM;
 
@@ -211,9 +211,7 @@ fn find_group_rule() {
     let a = dm.filemap_group(&file(), "a", Dialect::Bare);
     let other = extents_at(&[(20, 8), (21, 8)]);
     let b = dm.filemap_group(&other, "b", Dialect::Quoted);
-    let list = |dm: &FakeDm| {
-        dmfilemapd::group::by_id(dmfilemapd::stats::parse_list(&dm.list_reply(None)).0)
-    };
+    let list = |dm: &FakeDm| dmfilemapd::by_id(dmfilemapd::parse_list(&dm.list_reply(None)).0);
     assert_eq!(find_group(&list(&dm), &file()), Ok(a));
     // Any order of the file's extents; the set is what counts.
     let mut shuffled = file();
@@ -376,7 +374,7 @@ fn unmap_after_kill(
     if leaders.is_empty() {
         let mut dm = FakeDm::new();
         dm.regions = state.clone();
-        let list = dmfilemapd::map::list(&mut dm).unwrap();
+        let list = dmfilemapd::list(&mut dm).unwrap();
         assert_eq!(
             find_group(&list, extents),
             Err(FindError::NoMatch),

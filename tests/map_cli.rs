@@ -3,9 +3,9 @@
 
 use std::path::PathBuf;
 
-use dmfilemapd::bounds::{BoundsError, Histogram};
-use dmfilemapd::cli::{parse, Command, MapArgs, Mode, UnmapArgs, UsageError};
-use dmfilemapd::stats::AliasError;
+use dmfilemapd::AliasError;
+use dmfilemapd::{parse_args as parse, Command, MapArgs, Mode, UnmapArgs, UsageError};
+use dmfilemapd::{BoundsError, Histogram};
 
 fn run(argv: &[&str]) -> Result<Command, UsageError> {
     parse(std::iter::once("dmfilemapd").chain(argv.iter().copied()))
@@ -310,7 +310,7 @@ fn unmap_table() {
 fn help_and_the_positional_form_are_unchanged() {
     assert_eq!(run(&["map", "--help"]), Ok(Command::Help));
     assert_eq!(run(&["unmap", "-h"]), Ok(Command::Help));
-    assert!(dmfilemapd::cli::HELP.contains("dmfilemapd map"));
+    assert!(dmfilemapd::HELP.contains("dmfilemapd map"));
     // A number first is the positional form; a word that is not a command
     // is a bad fd, as before.
     assert!(matches!(

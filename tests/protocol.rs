@@ -2,7 +2,7 @@
 //! deterministic pseudo-random input built from the protocol's own
 //! fragments, so that `cargo test` covers the tricky corners every time.
 
-use dmfilemapd::stats::{
+use dmfilemapd::{
     escape, format_members, msg_set_aux, parse_list, parse_members, split_args, Descriptor, Dialect,
 };
 

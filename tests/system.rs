@@ -10,10 +10,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use dmfilemapd::cli::Mode;
-use dmfilemapd::source::{FileSource, Look, Scanner};
-use dmfilemapd::sys::open_elsewhere;
-use dmfilemapd::watch::{Events, Watcher};
+use dmfilemapd::open_elsewhere;
+use dmfilemapd::Mode;
+use dmfilemapd::{Events, Watcher};
+use dmfilemapd::{FileSource, Look, Scanner};
 
 /// Long enough never to be the reason a test passes; an event ends it early.
 const PATIENCE: Duration = Duration::from_secs(20);
@@ -198,7 +198,7 @@ fn source(mode: Mode, path: &Path) -> FileSource {
     FileSource::new(mode, path.to_owned(), fd).unwrap()
 }
 
-fn stamp(look: Look) -> dmfilemapd::source::Stamp {
+fn stamp(look: Look) -> dmfilemapd::Stamp {
     match look {
         Look::File(s) => s,
         other => panic!("{other:?}"),
@@ -328,12 +328,11 @@ fn detach_and_report(silent: bool) -> String {
     } else {
         "detach-loud"
     });
-    let kept = dmfilemapd::sys::adopt_fd(File::open(dir.file("kept", b"x")).unwrap().into_raw_fd())
-        .unwrap();
+    let kept =
+        dmfilemapd::adopt_fd(File::open(dir.file("kept", b"x")).unwrap().into_raw_fd()).unwrap();
     // A descriptor the caller forgot to close: inherited, then closed by the copy.
     let stray =
-        dmfilemapd::sys::adopt_fd(File::open(dir.file("stray", b"x")).unwrap().into_raw_fd())
-            .unwrap();
+        dmfilemapd::adopt_fd(File::open(dir.file("stray", b"x")).unwrap().into_raw_fd()).unwrap();
     let report = dir.0.join("report");
     let params = probe_params(std::process::id());
     fs::write(
@@ -351,7 +350,7 @@ fn detach_and_report(silent: bool) -> String {
         "--test-threads=1",
     ]
     .map(Into::into);
-    dmfilemapd::sys::spawn_detached(argv0, &args).unwrap();
+    dmfilemapd::spawn_detached(argv0, &args).unwrap();
     let mut waited = Duration::ZERO;
     while !report.exists() || !fs::read_to_string(&report).unwrap().ends_with("end\n") {
         assert!(waited < PATIENCE, "the detached copy never reported");
@@ -393,7 +392,7 @@ fn detached_copy_has_its_own_session_and_only_the_monitored_fd() {
 #[ignore = "run by detached_copy_has_its_own_session_and_only_the_monitored_fd"]
 fn detach_probe() {
     use std::os::unix::ffi::OsStrExt;
-    if std::env::var_os(dmfilemapd::sys::DETACHED_ENV).is_none() {
+    if std::env::var_os(dmfilemapd::DETACHED_ENV).is_none() {
         return;
     }
     let parent = rustix::process::getppid().map_or(0, |p| p.as_raw_nonzero().get() as u32);
@@ -402,7 +401,7 @@ fn detach_probe() {
     let kept: i32 = params.next().unwrap().parse().unwrap();
     let report = PathBuf::from(params.next().unwrap());
     let silent: bool = params.next().unwrap().parse().unwrap();
-    dmfilemapd::sys::detach(silent, kept).unwrap();
+    dmfilemapd::detach(silent, kept).unwrap();
     let me = rustix::process::getpid();
     let mut out = format!(
         "session leader: {}\ncwd: {}\ncomm: {}\n",

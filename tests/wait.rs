@@ -11,8 +11,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use dmfilemapd::sys;
-use dmfilemapd::watch::{self, Watcher};
+use dmfilemapd::{self, Watcher};
 
 const ROLE: &str = "DMFILEMAPD_WAIT_ROLE";
 /// Far longer than any case should take: a wait that reaches it failed.
@@ -56,7 +55,7 @@ fn switches() -> u64 {
 }
 
 fn stop() -> bool {
-    sys::stop_signal().is_some()
+    dmfilemapd::stop_signal().is_some()
 }
 
 /// A file to watch, removed with the child.
@@ -74,7 +73,7 @@ fn idle_switches(how: &str) -> u64 {
     let before = switches();
     match how {
         "watch" => assert!(!watcher.wait(IDLE, &stop).unwrap().changed),
-        _ => watch::sleep(IDLE, &stop),
+        _ => dmfilemapd::sleep(IDLE, &stop),
     }
     let n = switches() - before;
     std::fs::remove_file(path).unwrap();
@@ -88,17 +87,17 @@ fn child(role: &str) {
             // First with the signals unblocked: the sleep looks at them in
             // slices, which shows the count sees wake-ups.
             let sliced = idle_switches(how);
-            sys::block_stop_signals().unwrap();
+            dmfilemapd::block_stop_signals().unwrap();
             // As the daemon starts: the caller's descriptors are closed,
             // and the stop signals' one must survive that.
-            sys::close_stray_fds(-1).unwrap();
-            let stop_fd = sys::stop_fd().unwrap();
+            dmfilemapd::close_stray_fds(-1).unwrap();
+            let stop_fd = dmfilemapd::stop_fd().unwrap();
             rustix::io::fcntl_getfd(stop_fd).unwrap();
             let blocked = idle_switches(how);
             writeln!(out, "sliced {sliced} blocked {blocked}").unwrap();
         }
         Some(("stop", how)) => {
-            sys::block_stop_signals().unwrap();
+            dmfilemapd::block_stop_signals().unwrap();
             let (path, file) = watched();
             let watcher = Watcher::new(&file).unwrap();
             writeln!(out, "ready").unwrap();
@@ -106,31 +105,36 @@ fn child(role: &str) {
             let t0 = Instant::now();
             match how {
                 "watch" => drop(watcher.wait(PATIENCE, &stop).unwrap()),
-                _ => watch::sleep(PATIENCE, &stop),
+                _ => dmfilemapd::sleep(PATIENCE, &stop),
             }
             let waited = t0.elapsed();
             std::fs::remove_file(path).unwrap();
             writeln!(
                 out,
                 "stopped {} after {} ms",
-                sys::stop_signal().unwrap_or("nothing"),
+                dmfilemapd::stop_signal().unwrap_or("nothing"),
                 waited.as_millis()
             )
             .unwrap();
         }
         _ if role == "pending" => {
             // A signal that came before the wait: the wait does not block.
-            sys::block_stop_signals().unwrap();
+            dmfilemapd::block_stop_signals().unwrap();
             rustix::process::kill_process(rustix::process::getpid(), rustix::process::Signal::TERM)
                 .unwrap();
             let t0 = Instant::now();
-            watch::sleep(PATIENCE, &stop);
+            dmfilemapd::sleep(PATIENCE, &stop);
             let (path, file) = watched();
             let watcher = Watcher::new(&file).unwrap();
             watcher.wait(PATIENCE, &stop).unwrap();
             std::fs::remove_file(path).unwrap();
             assert!(t0.elapsed() < PATIENCE);
-            writeln!(out, "stopped {}", sys::stop_signal().unwrap_or("nothing")).unwrap();
+            writeln!(
+                out,
+                "stopped {}",
+                dmfilemapd::stop_signal().unwrap_or("nothing")
+            )
+            .unwrap();
         }
         _ => panic!("unknown role {role}"),
     }

@@ -3,13 +3,13 @@
 #![no_main]
 use std::collections::BTreeMap;
 
-use dmfilemapd::diff::{check_tiling, Member};
-use dmfilemapd::engine::{Engine, EngineError};
-use dmfilemapd::fold::check_fold;
-use dmfilemapd::extent::Extent;
-use dmfilemapd::fake::{FakeDm, Kind, DMSTATS_PROGRAM, FAULT_ERRNOS};
-use dmfilemapd::stats::{Descriptor, Dialect, Region, RegionId};
-use dmfilemapd::testing::{converged, no_orphans, snapshot, untouched};
+use dmfilemapd::{check_tiling, Member};
+use dmfilemapd::{Engine, EngineError};
+use dmfilemapd::check_fold;
+use dmfilemapd::Extent;
+use dmfilemapd::testkit::fake::{FakeDm, Kind, DMSTATS_PROGRAM, FAULT_ERRNOS};
+use dmfilemapd::{Descriptor, Dialect, Region, RegionId};
+use dmfilemapd::testkit::{converged, no_orphans, snapshot, untouched};
 use libfuzzer_sys::fuzz_target;
 
 /// Few places and lengths, so that members and extents often coincide,

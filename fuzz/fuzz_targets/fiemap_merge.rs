@@ -4,8 +4,8 @@
 //! kernel that serves the records from `fm_start` in batches of arbitrary
 //! size, gives the same extents as one merge of all records.
 #![no_main]
-use dmfilemapd::extent::{check_merge, merge, RawExtent, FIEMAP_EXTENT_LAST};
-use dmfilemapd::fiemap::scan_with;
+use dmfilemapd::{check_merge, merge, RawExtent, FIEMAP_EXTENT_LAST};
+use dmfilemapd::scan_with;
 use libfuzzer_sys::fuzz_target;
 
 /// Bytes per record: flags/shape, length, physical, logical gap, batch size.

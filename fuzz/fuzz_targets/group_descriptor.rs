@@ -2,7 +2,7 @@
 //! Arbitrary aux_data as a group descriptor: never panics, and whatever is
 //! accepted formats back to text that parses to the same descriptor.
 
-use dmfilemapd::stats::{format_members, msg_set_aux, parse_members, split_args, Descriptor};
+use dmfilemapd::{format_members, msg_set_aux, parse_members, split_args, Descriptor};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -7,11 +7,11 @@
 
 use std::ffi::OsString;
 
-use dmfilemapd::bounds::{self, Histogram, MAX_HISTOGRAM_ARG};
-use dmfilemapd::cli::{parse, Command};
-use dmfilemapd::extent::Extent;
-use dmfilemapd::fake::{FakeDm, DMSTATS_PROGRAM};
-use dmfilemapd::stats::{msg_create, Descriptor, Region};
+use dmfilemapd::{ Histogram, MAX_HISTOGRAM_ARG};
+use dmfilemapd::{parse_args as parse, Command};
+use dmfilemapd::Extent;
+use dmfilemapd::testkit::fake::{FakeDm, DMSTATS_PROGRAM};
+use dmfilemapd::{msg_create, Descriptor, Region};
 use libfuzzer_sys::fuzz_target;
 
 fn check_histogram(h: &Histogram) {
@@ -31,7 +31,7 @@ fn check_histogram(h: &Histogram) {
     let msg =
         msg_create(Extent { start: 0, len: 8 }, &template, "").expect("a histogram is plain ASCII");
     let mut dm = FakeDm::new();
-    use dmfilemapd::device::Device;
+    use dmfilemapd::Device;
     dm.message(&msg).expect("the kernel takes what we send");
     let r = &dm.regions[&0];
     assert_eq!((r.precise, &r.histogram), (h.precise, &h.bounds));
@@ -41,9 +41,9 @@ fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);
 
     // The bound list alone: nanoseconds back to a list that parses the same.
-    if let Ok(ns) = bounds::parse(&text) {
+    if let Ok(ns) = dmfilemapd::parse_bounds(&text) {
         let again: Vec<String> = ns.iter().map(|b| format!("{b}ns")).collect();
-        assert_eq!(bounds::parse(&again.join(",")), Ok(ns.clone()));
+        assert_eq!(dmfilemapd::parse_bounds(&again.join(",")), Ok(ns.clone()));
         for precise in [false, true] {
             if let Ok(h) = Histogram::new(precise, &ns) {
                 assert!(h.precise || !precise);

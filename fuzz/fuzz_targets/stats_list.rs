@@ -2,7 +2,7 @@
 //! Arbitrary bytes as an `@stats_list` reply: never panics, and every region
 //! read prints back to a line that reads as the same region.
 
-use dmfilemapd::stats::{parse_list, Descriptor};
+use dmfilemapd::{parse_list, Descriptor};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

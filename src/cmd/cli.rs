@@ -12,9 +12,9 @@ use std::ffi::{OsStr, OsString};
 use std::fmt;
 use std::path::PathBuf;
 
-use crate::bounds::{self, BoundsError, Histogram};
+use crate::dmstats::bounds::{self, BoundsError, Histogram};
+use crate::dmstats::{AliasError, Descriptor};
 use crate::log::printable;
-use crate::stats::{AliasError, Descriptor};
 
 pub const USAGE: &str =
     "usage: dmfilemapd <fd> <group_id> <abs_path> <mode> [<foreground>[<verbose>]]";
@@ -317,7 +317,7 @@ fn one_file(file: &mut Option<OsString>, v: OsString) -> Result<(), UsageError> 
 
 /// The options of `map`, after the word. Options and the file may come in
 /// any order; `--` ends the options; a repeated option keeps its last value.
-pub fn parse_map(args: &[OsString]) -> Result<Command, UsageError> {
+pub(crate) fn parse_map(args: &[OsString]) -> Result<Command, UsageError> {
     use lexopt::Arg::{Long, Short, Value};
     let mut parser = lexopt::Parser::from_args(args.iter().cloned());
     let (mut mode, mut alias, mut precise, mut list) = (Mode::Inode, None, false, None);
@@ -370,7 +370,7 @@ pub fn parse_map(args: &[OsString]) -> Result<Command, UsageError> {
 }
 
 /// The options of `unmap`, after the word.
-pub fn parse_unmap(args: &[OsString]) -> Result<Command, UsageError> {
+pub(crate) fn parse_unmap(args: &[OsString]) -> Result<Command, UsageError> {
     use lexopt::Arg::{Long, Short, Value};
     let mut parser = lexopt::Parser::from_args(args.iter().cloned());
     let (mut group, mut verbose, mut target) = (None, 0, None);

@@ -5,8 +5,9 @@
 //! Owns: [`Error`], the top of every chain. Touches: nothing; the modules
 //! below it own their errors and their words.
 
-use crate::start::Refusal;
-use crate::{dm, engine, fiemap, map};
+use crate::cmd::start::Refusal;
+use crate::engine::{self, map};
+use crate::sys::{dm, fiemap};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -21,7 +22,7 @@ pub enum Error {
         source: std::io::Error,
     },
     /// A check before starting failed: `<what>: <why>`. Only
-    /// [`crate::start`] refuses; later failures are not refusals.
+    /// [`crate::cmd::start`] refuses; later failures are not refusals.
     #[error("{what}: {why}")]
     Refused {
         what: String,

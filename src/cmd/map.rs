@@ -9,14 +9,15 @@
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 
-use crate::cli::{MapArgs, UnmapArgs};
-use crate::dm::{self, DmDevice};
-use crate::map::{self, Created, Deleted, FindError, NewGroup};
-use crate::stats::RegionId;
-use crate::{start, verbose, warn, Error};
+use crate::cmd::cli::{MapArgs, UnmapArgs};
+use crate::cmd::start;
+use crate::dmstats::RegionId;
+use crate::engine::map::{self, Created, Deleted, FindError, NewGroup};
+use crate::sys::dm::{self, DmDevice};
+use crate::{verbose, warn, Error};
 
 /// A group `map` made, and the file it maps.
-pub struct Mapped {
+pub(crate) struct Mapped {
     /// Open for reading, inheritable: the daemon's fd.
     pub fd: OwnedFd,
     /// Absolute, links resolved: the daemon's path.
@@ -27,7 +28,7 @@ pub struct Mapped {
 }
 
 /// Check the file and make its group. `stop` is polled between creates.
-pub fn map_file(args: &MapArgs, stop: &dyn Fn() -> bool) -> Result<Mapped, Error> {
+pub(crate) fn map_file(args: &MapArgs, stop: &dyn Fn() -> bool) -> Result<Mapped, Error> {
     let checked = start::check_file(&args.file)?;
     // dmstats names the group after the file (links resolved).
     let alias = args.alias.clone().unwrap_or_else(|| {
@@ -65,7 +66,7 @@ pub fn map_file(args: &MapArgs, stop: &dyn Fn() -> bool) -> Result<Mapped, Error
 
 /// Delete the group `unmap` names: `--group ID` on the device of the
 /// target, or the one group that maps the file (see [`map::find_group`]).
-pub fn unmap(args: &UnmapArgs) -> Result<(RegionId, Deleted), Error> {
+pub(crate) fn unmap(args: &UnmapArgs) -> Result<(RegionId, Deleted), Error> {
     let what = args.target.display().to_string();
     let (mut device, id) = match args.group {
         Some(id) => (start::check_device(&args.target)?, id),
@@ -105,7 +106,7 @@ pub fn unmap(args: &UnmapArgs) -> Result<(RegionId, Deleted), Error> {
 }
 
 /// Delete a group `map` made, when following it could not start.
-pub fn delete(dev: u64, id: RegionId) -> Result<Deleted, Error> {
+pub(crate) fn delete(dev: u64, id: RegionId) -> Result<Deleted, Error> {
     let mut device = DmDevice {
         control: dm::Control::open()?,
         dev,

@@ -14,13 +14,13 @@ use std::path::{Path, PathBuf};
 use rustix::fs::{FileType, Stat};
 use rustix::io::Errno;
 
-use crate::cli::{Args, Mode};
-use crate::dm::{self, DmDevice, DmError};
+use crate::cmd::cli::{Args, Mode};
+use crate::daemon::source::file_id;
 use crate::engine::{Engine, EngineError};
 use crate::extent::Extent;
-use crate::fiemap::{self, FiemapError};
-use crate::fold;
-use crate::source::file_id;
+use crate::plan::fold;
+use crate::sys::dm::{self, DmDevice, DmError};
+use crate::sys::fiemap::{self, FiemapError};
 use crate::{sys, verbose, warn, Error};
 
 /// The kernel's value (`<linux/magic.h>`), through linux-raw-sys.
@@ -69,7 +69,7 @@ pub enum Refusal {
 }
 
 /// Everything checked before detaching, so the caller sees a failure.
-pub struct Prepared {
+pub(crate) struct Prepared {
     pub fd: OwnedFd,
     pub engine: Engine<DmDevice>,
 }
@@ -82,7 +82,7 @@ pub struct Prepared {
 /// (a script that maps a file and moves it at once), which is for the loop
 /// to follow, not a reason to refuse. So it neither looks at the path again
 /// nor repeats the FIEMAP probe (a sync of the whole file).
-pub fn prepare(args: &Args, detached: bool) -> Result<Prepared, Error> {
+pub(crate) fn prepare(args: &Args, detached: bool) -> Result<Prepared, Error> {
     let what = format!("fd {}", args.fd);
     let refuse = |why: Refusal| Error::refused(&what, why);
     let fd = sys::adopt_fd(args.fd).map_err(|e| match e {
@@ -186,7 +186,7 @@ fn live_device(dev: u64, refuse: &dyn Fn(Refusal) -> Error) -> Result<DmDevice, 
 /// there is never opened for reading), not on btrfs, on a live
 /// device-mapper device, with a FIEMAP that works. The fd is left
 /// inheritable, for the daemon `map` starts.
-pub struct Checked {
+pub(crate) struct Checked {
     pub fd: OwnedFd,
     /// Absolute, links resolved.
     pub path: PathBuf,
@@ -195,7 +195,7 @@ pub struct Checked {
     pub extents: Vec<Extent>,
 }
 
-pub fn check_file(path: &Path) -> Result<Checked, Error> {
+pub(crate) fn check_file(path: &Path) -> Result<Checked, Error> {
     use rustix::fs::{Mode as Perm, OFlags};
     let what = path.display().to_string();
     let refuse = |why: Refusal| Error::refused(&what, why);
@@ -230,7 +230,7 @@ pub fn check_file(path: &Path) -> Result<Checked, Error> {
 
 /// The device `unmap --group` names: a device-mapper block device, or the
 /// device any file or directory given sits on.
-pub fn check_device(path: &Path) -> Result<DmDevice, Error> {
+pub(crate) fn check_device(path: &Path) -> Result<DmDevice, Error> {
     let what = path.display().to_string();
     let refuse = |why: Refusal| Error::refused(&what, why);
     let st = rustix::fs::stat(path).map_err(|e| refuse(Refusal::Open(e.into())))?;
@@ -245,7 +245,7 @@ pub fn check_device(path: &Path) -> Result<DmDevice, Error> {
 
 /// The environment variable that sets the region budget: `dmstats` starts
 /// the daemon with a fixed command line, so this is the only way in.
-pub const BUDGET_ENV: &str = "DMFILEMAPD_BUDGET";
+pub(crate) const BUDGET_ENV: &str = "DMFILEMAPD_BUDGET";
 
 /// Extra regions per group beyond one per extent: [`BUDGET_ENV`] when it
 /// holds a number, else [`fold::DEFAULT_BUDGET`].

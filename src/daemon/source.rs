@@ -12,15 +12,16 @@ use std::time::{Duration, Instant};
 
 use rustix::fs::{FileType, Stat};
 
-use crate::cli::Mode;
+use super::wait::{self, Watcher};
+use crate::cmd::cli::Mode;
 use crate::extent::Extent;
-use crate::watch::{self, Watcher};
-use crate::{debug, fiemap, info, sys, warn, Error};
+use crate::sys::{self, fiemap};
+use crate::{debug, info, warn, Error};
 
 /// Path mode tolerates a missing file for this many looks ...
-pub const ABSENT_TRIES: u32 = 10;
+pub(crate) const ABSENT_TRIES: u32 = 10;
 /// ... this far apart.
-pub const ABSENT_WAIT: Duration = Duration::from_millis(100);
+pub(crate) const ABSENT_WAIT: Duration = Duration::from_millis(100);
 
 /// What `fstat` says about the file, cheap enough for every cycle. Any write
 /// that moves data moves one of these (size, blocks, mtime, ctime), even when
@@ -142,7 +143,7 @@ impl FileSource {
         for attempt in 0..ABSENT_TRIES {
             if attempt > 0 {
                 debug!("Waiting for {} to reappear", self.path.display());
-                watch::sleep(ABSENT_WAIT, stop);
+                wait::sleep(ABSENT_WAIT, stop);
                 if stop() {
                     return Ok(Look::Absent);
                 }
@@ -237,13 +238,13 @@ impl Scanner for FileSource {
             self.fd = None;
         }
         let Some(watcher) = &self.watcher else {
-            watch::sleep(timeout, stop);
+            wait::sleep(timeout, stop);
             return Ok(false);
         };
         let events = if wake {
             watcher.wait(timeout, stop)
         } else {
-            watch::sleep(timeout, stop);
+            wait::sleep(timeout, stop);
             watcher.drain()
         }
         .map_err(|e| Error::io("inotify", e))?;

@@ -23,7 +23,7 @@ use rustix::io::Errno;
 
 /// Longest time between two looks at `stop` when no descriptor tells of
 /// the stop signals.
-pub const SLICE: Duration = Duration::from_millis(100);
+pub(crate) const SLICE: Duration = Duration::from_millis(100);
 
 /// What a drain of the inotify queue found.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

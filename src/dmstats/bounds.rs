@@ -19,9 +19,9 @@
 
 use std::fmt;
 
-pub const NS_PER_US: u64 = 1_000;
-pub const NS_PER_MS: u64 = 1_000_000;
-pub const NS_PER_S: u64 = 1_000_000_000;
+pub(crate) const NS_PER_US: u64 = 1_000;
+pub(crate) const NS_PER_MS: u64 = 1_000_000;
+pub(crate) const NS_PER_S: u64 = 1_000_000_000;
 
 /// Longest `histogram:` value (the comma list) whose `@stats_create`,
 /// with the longest range, both options and program id `dmstats`, still

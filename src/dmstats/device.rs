@@ -1,5 +1,5 @@
 //! The bottom of the stack: a device that takes dm-stats messages, and how
-//! sending one can fail. [`crate::dm::DmDevice`] is the kernel's,
+//! sending one can fail. [`crate::sys::dm::DmDevice`] is the kernel's,
 //! `fake::FakeDm` (feature `testkit`) the tests'; the engine sees only this.
 //!
 //! Owns: the [`Device`] trait and [`DeviceError`]. Touches: nothing of the

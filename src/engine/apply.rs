@@ -3,7 +3,7 @@
 //! descriptor naming them and without up to [`BATCH`] regions no longer
 //! wanted, then deleting those. So at most [`BATCH`] regions of ours are
 //! outside the group at any instant, and each carries a mark
-//! ([`crate::mark`]) from which the next daemon, should this one be killed
+//! ([`crate::engine::mark`]) from which the next daemon, should this one be killed
 //! there, settles them.
 //!
 //! A failed create or descriptor write takes back the step's new regions;
@@ -15,13 +15,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::{Engine, EngineError, Outcome, Summary};
-use crate::device::Device;
-use crate::diff::{self, Member};
+use crate::dmstats::Device;
+use crate::dmstats::{self, Descriptor, Region, RegionId};
+use crate::engine::mark::{fingerprint, Mark, BATCH};
 use crate::extent::Extent;
-use crate::fold;
-use crate::group::{self, Group};
-use crate::mark::{fingerprint, Mark, BATCH};
-use crate::stats::{self, Descriptor, Region, RegionId};
+use crate::plan::diff::{self, Member};
+use crate::plan::fold;
+use crate::plan::group::{self, Group};
 
 /// What the engine knows of the group's regions while it changes them: the
 /// aux data of every region of ours that exists, as last listed or written.
@@ -58,7 +58,7 @@ impl<D: Device> Engine<D> {
     /// with the list of them, writes the descriptor naming the created and
     /// without the dropped, strips an old leader, and deletes the dropped
     /// ones, the marked one last. A daemon started after a kill settles the
-    /// one batch left outside by those marks ([`crate::mark`]).
+    /// one batch left outside by those marks ([`crate::engine::mark`]).
     ///
     /// A failed create or descriptor write takes back the step's new
     /// regions; any failure ends with a repair: one descriptor naming every
@@ -103,7 +103,7 @@ impl<D: Device> Engine<D> {
             self.warnings.push(format!(
                 "group {}: member regions {} deleted by someone else",
                 group.id(),
-                stats::format_members(&group.missing)
+                dmstats::format_members(&group.missing)
             ));
         }
         if stale {
@@ -347,7 +347,7 @@ impl<D: Device> Engine<D> {
 
     fn set_aux(&mut self, ours: &mut Ours, id: RegionId, aux: String) -> Result<(), EngineError> {
         self.sent.set_aux += 1;
-        self.send(stats::msg_set_aux(id, &aux)?)?;
+        self.send(dmstats::msg_set_aux(id, &aux)?)?;
         ours.aux.insert(id, aux);
         Ok(())
     }

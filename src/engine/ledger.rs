@@ -9,19 +9,19 @@
 //! the group, deleted, or their id is taken by someone else's region.
 //!
 //! Owns: [`Ledger`], [`Made`]. Touches: no device; its inputs are lists
-//! read by the engine ([`crate::group`]) and the engine's own steps.
+//! read by the engine ([`crate::plan::group`]) and the engine's own steps.
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::dmstats::{Region, RegionId};
 use crate::extent::Extent;
-use crate::group::{self, Group, List};
-use crate::stats::{Region, RegionId};
+use crate::plan::group::{self, Group, List};
 
 /// A region of ours as we made or last saw it. The kernel hands a freed id
 /// out again, so an id alone may name someone else's region by the next
 /// look: the extent and program id must match too.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Made {
+pub(crate) struct Made {
     pub extent: Extent,
     pub program_id: String,
     /// Left out of our descriptor to be deleted: a descriptor it still
@@ -36,7 +36,7 @@ impl Made {
 }
 
 #[derive(Debug, Default)]
-pub struct Ledger {
+pub(crate) struct Ledger {
     /// Descriptors outside the group that named its members when the
     /// engine first looked (see [`group::claims`]): junk that was there
     /// before us, not a rival.
@@ -54,7 +54,7 @@ pub struct Ledger {
 
 impl Ledger {
     /// The first look at the group: what claims it now was there before us.
-    pub fn first_look(&mut self, list: &List, group: &Group) {
+    pub(crate) fn first_look(&mut self, list: &List, group: &Group) {
         self.old_claims = group::claims(list, group);
     }
 
@@ -62,7 +62,7 @@ impl Ledger {
     /// id (`None`: no group there). Returns whether the group is still
     /// ours: false when it is gone or a rival's new descriptor claims it.
     /// Either way, [`Ledger::orphans`] then names what to delete.
-    pub fn look(&mut self, list: &List, group: Option<&Group>) -> bool {
+    pub(crate) fn look(&mut self, list: &List, group: Option<&Group>) -> bool {
         let Some(group) = group else {
             self.orphans = self.orphans_in(list, None, false);
             return false;
@@ -90,25 +90,25 @@ impl Ledger {
     /// not ungrouped. What we made since our last look that no descriptor
     /// names (an update racing the deletion re-created members) belongs to
     /// the deleted group, and nobody else knows it: ours to delete.
-    pub fn look_deleted(&mut self, list: &List) {
+    pub(crate) fn look_deleted(&mut self, list: &List) {
         self.orphans = self.orphans_in(list, None, true);
     }
 
     /// Regions of ours the last look found outside every descriptor while
     /// the group lives on: to be deleted.
-    pub fn orphans(&self) -> &[RegionId] {
+    pub(crate) fn orphans(&self) -> &[RegionId] {
         &self.orphans
     }
 
     /// The orphans, handed over for deletion.
-    pub fn take_orphans(&mut self) -> Vec<RegionId> {
+    pub(crate) fn take_orphans(&mut self) -> Vec<RegionId> {
         std::mem::take(&mut self.orphans)
     }
 
     /// Whether a new descriptor outside the group claims its members. A
     /// descriptor left on a region we meant to delete (an old leader whose
     /// delete and repair failed) is our own stale copy, not a rival's.
-    pub fn rival_claims(&self, list: &List, group: &Group) -> bool {
+    pub(crate) fn rival_claims(&self, list: &List, group: &Group) -> bool {
         group::claims(list, group)
             .iter()
             .filter(|c| !self.old_claims.contains(c))
@@ -119,17 +119,17 @@ impl Ledger {
     /// in the group by a list since: a rival's descriptor written over ours
     /// may have left it out, and only a list can tell (a probe of the
     /// leader does not see aux data).
-    pub fn unconfirmed(&self) -> bool {
+    pub(crate) fn unconfirmed(&self) -> bool {
         !self.made.is_empty()
     }
 
     /// The extent of a region we made and have not seen in the group since.
-    pub fn made_extent(&self, id: RegionId) -> Option<Extent> {
+    pub(crate) fn made_extent(&self, id: RegionId) -> Option<Extent> {
         self.made.get(&id).map(|m| m.extent)
     }
 
     /// We created `id` on `extent` for `program_id`.
-    pub fn created(&mut self, id: RegionId, extent: Extent, program_id: &str) {
+    pub(crate) fn created(&mut self, id: RegionId, extent: Extent, program_id: &str) {
         let made = Made {
             extent,
             program_id: program_id.to_owned(),
@@ -140,7 +140,7 @@ impl Ledger {
 
     /// `m` is out of our descriptor, to be deleted: until it is, only we
     /// know it.
-    pub fn doomed_member(&mut self, m: &Region) {
+    pub(crate) fn doomed_member(&mut self, m: &Region) {
         let made = Made {
             extent: m.extent(),
             program_id: m.program_id.clone(),
@@ -150,12 +150,12 @@ impl Ledger {
     }
 
     /// `id` is gone (we deleted it, or it was already deleted).
-    pub fn deleted(&mut self, id: RegionId) {
+    pub(crate) fn deleted(&mut self, id: RegionId) {
         self.made.remove(&id);
     }
 
     /// Our descriptor now names `set`.
-    pub fn published(&mut self, set: &[RegionId]) {
+    pub(crate) fn published(&mut self, set: &[RegionId]) {
         self.known = set.iter().copied().collect();
     }
 
@@ -208,8 +208,8 @@ impl Ledger {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::group::{by_id, read_group};
-    use crate::stats::parse_list;
+    use crate::dmstats::parse_list;
+    use crate::plan::group::{by_id, read_group};
 
     fn list(text: &str) -> List {
         by_id(parse_list(text).0)

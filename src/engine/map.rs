@@ -3,7 +3,7 @@
 //! delete a group. Generic over [`Device`], so tests run on the fake.
 //!
 //! Both keep the engine's rule for a SIGKILL at any instant (see
-//! [`crate::engine`], [`crate::mark`]): at most [`BATCH`] regions of ours
+//! [`crate::engine`], [`crate::engine::mark`]): at most [`BATCH`] regions of ours
 //! outside the group, no descriptor naming a missing region, and what a
 //! kill leaves is settled by the next `unmap` of the group or daemon on it.
 //!
@@ -27,16 +27,16 @@
 //! right after a list that shows it alone. Looking before each step
 //! deletes members a daemon following the group re-creates meanwhile.
 
-use crate::bounds::Histogram;
-use crate::device::{Device, DeviceError};
+use crate::dmstats::bounds::Histogram;
+use crate::dmstats::{self, AliasError, Descriptor, MessageError, Region, RegionId};
+use crate::dmstats::{Device, DeviceError};
+use crate::engine::mark::{fingerprint, Mark, BATCH};
 use crate::engine::{Engine, EngineError};
 use crate::extent::Extent;
-use crate::group::{self, Group, List, NotAGroup};
-use crate::mark::{fingerprint, Mark, BATCH};
-use crate::stats::{self, AliasError, Descriptor, MessageError, Region, RegionId};
+use crate::plan::group::{self, Group, List, NotAGroup};
 
 /// The program id dmstats gives the regions of a filemap group.
-pub const PROGRAM_ID: &str = "dmstats";
+pub(crate) const PROGRAM_ID: &str = "dmstats";
 
 /// The group `map` makes.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -117,7 +117,7 @@ pub enum FindError {
         "no filemap group on the device has exactly the file's extents; name one with --group ID"
     )]
     NoMatch,
-    #[error("groups {} all map the file's extents; name one with --group ID", stats::format_members(.0))]
+    #[error("groups {} all map the file's extents; name one with --group ID", dmstats::format_members(.0))]
     Ambiguous(Vec<RegionId>),
 }
 
@@ -133,8 +133,8 @@ pub fn list<D: Device>(dev: &mut D) -> Result<List, MapError> {
 }
 
 fn list_all<D: Device>(dev: &mut D, sent: &mut usize) -> Result<List, MapError> {
-    let reply = send(dev, sent, stats::msg_list(None)?)?;
-    Ok(group::by_id(stats::parse_list(&reply).0))
+    let reply = send(dev, sent, dmstats::msg_list(None)?)?;
+    Ok(group::by_id(dmstats::parse_list(&reply).0))
 }
 
 /// The mark of `map`'s first region, made before any descriptor stood.
@@ -208,7 +208,7 @@ pub fn create_group<D: Device>(
         // descriptor moved down, and the old leader becomes a plain member
         // as dmstats' are.
         if members[0] != old_leader {
-            let stripped = stats::msg_set_aux(old_leader, "-")
+            let stripped = dmstats::msg_set_aux(old_leader, "-")
                 .map_err(MapError::from)
                 .and_then(|msg| send(dev, &mut sent, msg));
             if let Err(e) = stripped {
@@ -229,9 +229,9 @@ fn create<D: Device>(
     template: &Region,
     mark: &str,
 ) -> Result<RegionId, MapError> {
-    let msg = stats::msg_create(extent, template, mark)?;
+    let msg = dmstats::msg_create(extent, template, mark)?;
     let reply = send(dev, sent, msg.clone())?;
-    stats::parse_create_reply(&reply).ok_or(MapError::BadReply { msg, reply })
+    dmstats::parse_create_reply(&reply).ok_or(MapError::BadReply { msg, reply })
 }
 
 /// The descriptor of a new group naming `members` (sorted), on the lowest.
@@ -243,7 +243,7 @@ fn publish<D: Device>(
     members: &[RegionId],
 ) -> Result<String, MapError> {
     let text = Descriptor::for_new_group(alias, members.to_vec())?.format();
-    send(dev, sent, stats::msg_set_aux(members[0], &text)?)?;
+    send(dev, sent, dmstats::msg_set_aux(members[0], &text)?)?;
     Ok(text)
 }
 
@@ -272,7 +272,7 @@ fn abandon<D: Device>(dev: &mut D, group: RegionId, cause: MapError) -> MapError
 
 /// `@stats_delete`; ENOENT is believed only once a list confirms it.
 fn delete<D: Device>(dev: &mut D, sent: &mut usize, id: RegionId) -> Result<(), MapError> {
-    match send(dev, sent, stats::msg_delete(id)) {
+    match send(dev, sent, dmstats::msg_delete(id)) {
         Err(MapError::Device {
             source: DeviceError::Os(rustix::io::Errno::NOENT),
             ..

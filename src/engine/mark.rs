@@ -37,9 +37,9 @@
 
 use std::collections::BTreeSet;
 
+use crate::dmstats::{self, Region, RegionId};
 use crate::extent::Extent;
-use crate::group::{self, Group, List};
-use crate::stats::{self, Region, RegionId};
+use crate::plan::group::{self, Group, List};
 
 /// The longest batch an update keeps outside the group at any instant.
 pub const BATCH: usize = 32;
@@ -93,10 +93,10 @@ impl Mark {
                 let (id, extent) = item.split_once('@')?;
                 let (start, len) = extent.split_once('+')?;
                 let extent = Extent {
-                    start: stats::number(start)?,
-                    len: stats::number(len)?,
+                    start: dmstats::number(start)?,
+                    len: dmstats::number(len)?,
                 };
-                Some((stats::number(id)?, extent))
+                Some((dmstats::number(id)?, extent))
             })
             .collect::<Option<Vec<_>>>()?;
         Some(Mark::Dropped {
@@ -116,7 +116,7 @@ fn hex16(s: &str) -> Option<u64> {
 /// What a daemon starting on a group does about regions a stopped updater
 /// left outside it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Settlement {
+pub(crate) struct Settlement {
     /// Made for the descriptor that still stands: the update names them
     /// (or deletes them, as any member, when no extent wants them).
     pub adopt: Vec<Region>,
@@ -125,7 +125,7 @@ pub struct Settlement {
 }
 
 impl Settlement {
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.adopt.is_empty() && self.delete.is_empty()
     }
 }
@@ -133,7 +133,7 @@ impl Settlement {
 /// What a list proves about the regions outside `group`: only regions of
 /// the leader's program that no live descriptor names are weighed, and
 /// only a mark or copy of the descriptor tied to the group counts.
-pub fn settle(list: &List, group: &Group) -> Settlement {
+pub(crate) fn settle(list: &List, group: &Group) -> Settlement {
     let desc = &group.descriptor;
     let program = &group.leader.program_id;
     let current = fingerprint(&group.leader.aux_data);
@@ -204,8 +204,8 @@ pub fn settle(list: &List, group: &Group) -> Settlement {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::group::{by_id, read_group};
-    use crate::stats::parse_list;
+    use crate::dmstats::parse_list;
+    use crate::plan::group::{by_id, read_group};
 
     #[test]
     fn marks_round_trip_and_read_as_empty_to_libdm() {
@@ -219,7 +219,7 @@ mod tests {
             },
         ] {
             let text = m.format();
-            assert!(text.starts_with('-') && !text.contains(' ') && !text.contains(stats::TAG));
+            assert!(text.starts_with('-') && !text.contains(' ') && !text.contains(dmstats::TAG));
             assert_eq!(Mark::parse(&text), Some(m), "{text}");
         }
         for junk in [

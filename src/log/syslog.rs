@@ -16,18 +16,18 @@ use rustix::io::Errno;
 use rustix::net::{AddressFamily, SendFlags, SocketAddrUnix, SocketFlags, SocketType};
 
 /// Where the local syslog daemon listens.
-pub const SOCKET: &str = "/dev/log";
+pub(crate) const SOCKET: &str = "/dev/log";
 /// The tag before `[PID]`.
-pub const TAG: &str = "dmfilemapd";
+pub(crate) const TAG: &str = "dmfilemapd";
 /// `LOG_DAEMON >> 3`: system daemons without a facility of their own.
-pub const FACILITY_DAEMON: u8 = 3;
+pub(crate) const FACILITY_DAEMON: u8 = 3;
 /// Longest text sent, in bytes (RFC 3164's whole packet is 1 KiB; some
 /// syslog daemons cut earlier, none fails on this).
-pub const MAX_TEXT: usize = 1024;
+pub(crate) const MAX_TEXT: usize = 1024;
 
 /// The syslog severities the daemon uses (`LOG_ERR`, `LOG_WARNING`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Severity {
+pub(crate) enum Severity {
     Error = 3,
     Warning = 4,
 }
@@ -37,7 +37,7 @@ pub enum Severity {
 /// blanks go, it is cut at [`MAX_TEXT`] on a character boundary, and a
 /// leading `dmfilemapd: ` (how the command line reports errors) is not
 /// repeated after the tag.
-pub fn datagram(severity: Severity, pid: u32, text: &str) -> Vec<u8> {
+pub(crate) fn datagram(severity: Severity, pid: u32, text: &str) -> Vec<u8> {
     let pri = FACILITY_DAEMON * 8 + severity as u8;
     let text = text.strip_prefix("dmfilemapd: ").unwrap_or(text).trim_end();
     let mut end = text.len().min(MAX_TEXT);
@@ -52,7 +52,7 @@ pub fn datagram(severity: Severity, pid: u32, text: &str) -> Vec<u8> {
 }
 
 /// Send one line to the system log, if there is one.
-pub fn send(severity: Severity, text: &str) {
+pub(crate) fn send(severity: Severity, text: &str) {
     // Whatever fails here has no one to be told to.
     let _ = deliver(
         Path::new(SOCKET),
@@ -62,7 +62,7 @@ pub fn send(severity: Severity, text: &str) {
 
 /// One datagram to the socket at `path`, without waiting: `NOENT` when no
 /// syslog daemon made one, `AGAIN` when its queue is full.
-pub fn deliver(path: &Path, datagram: &[u8]) -> Result<(), Errno> {
+pub(crate) fn deliver(path: &Path, datagram: &[u8]) -> Result<(), Errno> {
     let addr = SocketAddrUnix::new(path)?;
     let socket = rustix::net::socket_with(
         AddressFamily::UNIX,

@@ -15,8 +15,8 @@
 
 use std::collections::BTreeMap;
 
+use crate::dmstats::{Region, RegionId};
 use crate::extent::Extent;
-use crate::stats::{Region, RegionId};
 
 /// A region of the group, reduced to what the diff needs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -61,7 +61,7 @@ impl Plan {
 /// index of the extent it came from. [`merge`](crate::extent::merge) never
 /// yields overlaps; should a caller pass some, a sector is counted in the
 /// first extent (by start, then by file order) that holds it.
-pub fn disjoint(extents: &[Extent]) -> Vec<(Extent, usize)> {
+pub(crate) fn disjoint(extents: &[Extent]) -> Vec<(Extent, usize)> {
     let mut sorted: Vec<(Extent, usize)> = extents.iter().copied().zip(0..).collect();
     sorted.sort_unstable_by_key(|&(e, i)| (e.start, i));
     let mut out: Vec<(Extent, usize)> = Vec::with_capacity(sorted.len());
@@ -227,7 +227,7 @@ pub fn check_tiling(members: &[Member], extents: &[Extent]) -> Plan {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::{ext, Rng};
+    use crate::testkit::{ext, Rng};
 
     fn mem(id: RegionId, start: u64, len: u64) -> Member {
         Member {

@@ -1,6 +1,6 @@
 //! Fold: keeping a tiled group within its region budget.
 //!
-//! Every growth step of an extent adds a tile (see [`crate::diff`]), and
+//! Every growth step of an extent adds a tile (see [`crate::plan::diff`]), and
 //! each region costs kernel memory (~90 KiB in the VM; dm-stats refuses new
 //! regions past a quarter of RAM). So a group holds at most one region per
 //! extent plus a budget of extra tiles; past it, adjacent tiles of one
@@ -30,16 +30,16 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::ops::Range;
 
-use crate::diff::{self, Member, Plan};
+use crate::dmstats::RegionId;
 use crate::extent::Extent;
-use crate::stats::RegionId;
+use crate::plan::diff::{self, Member, Plan};
 
 /// Extra regions a group may hold beyond one per extent. At ~90 KiB a
 /// region, 64 is under 6 MiB of kernel memory per group; in simulated long
 /// growth it keeps 91% of uniform reads over 400 steps, where 32 keeps 89%
 /// and 128 keeps 93% (`tests/fold_sim.rs`), and a file grown in up to 64
 /// steps loses nothing.
-pub const DEFAULT_BUDGET: usize = 64;
+pub(crate) const DEFAULT_BUDGET: usize = 64;
 
 /// One tile of an extent as the policy sees it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -144,14 +144,14 @@ pub fn choose(tiles: &[Tile], excess: usize) -> Vec<Range<usize>> {
 }
 
 /// How many regions past the budget `plan` leaves the group with.
-pub fn excess(plan: &Plan, extents: &[Extent], budget: usize) -> usize {
+pub(crate) fn excess(plan: &Plan, extents: &[Extent], budget: usize) -> usize {
     let allowed = diff::disjoint(extents).len().saturating_add(budget);
     plan.tiles().saturating_sub(allowed)
 }
 
 /// The plan's tiles in extent and device order, each with the kept member
 /// it is (or `None` for a part to create): what [`choose`] folds.
-pub fn tiles(
+pub(crate) fn tiles(
     plan: &Plan,
     members: &[Member],
     extents: &[Extent],
@@ -183,7 +183,7 @@ pub fn tiles(
 /// region each, their kept members deleted. `counts` gives a kept member's
 /// sectors so far; it is asked only when a fold is due. The result still
 /// tiles the extents (`check_fold`, feature `testkit`).
-pub fn within_budget(
+pub(crate) fn within_budget(
     plan: Plan,
     members: &[Member],
     extents: &[Extent],
@@ -298,7 +298,7 @@ pub fn check_fold(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::{ext, Rng};
+    use crate::testkit::{ext, Rng};
 
     fn t(extent: usize, len: u64, counts: u64) -> Tile {
         Tile {
@@ -403,7 +403,7 @@ mod tests {
             },
         ];
         let extents = [ext(900, 8), ext(0, 32)];
-        let plan = crate::diff::diff(&members, &extents);
+        let plan = crate::plan::diff::diff(&members, &extents);
         assert_eq!(plan.create, vec![ext(24, 8)]);
         let counts = |id: RegionId| [0, 500, 400, 2, 7][id as usize];
         let p = within_budget(plan.clone(), &members, &extents, 2, &counts);

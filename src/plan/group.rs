@@ -7,12 +7,12 @@
 
 use std::collections::BTreeMap;
 
-use crate::diff::{self, Member};
+use crate::dmstats::{self, Descriptor, DescriptorError, Region, RegionId};
 use crate::extent::Extent;
-use crate::stats::{self, Descriptor, DescriptorError, Region, RegionId};
+use crate::plan::diff::{self, Member};
 
 /// One `@stats_list` by id; should a reply repeat an id, the first line counts.
-pub type List = BTreeMap<RegionId, Region>;
+pub(crate) type List = BTreeMap<RegionId, Region>;
 
 /// The group as read from one `@stats_list`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -69,7 +69,7 @@ pub fn by_id(regions: Vec<Region>) -> List {
 }
 
 /// The group led by `id` in a list, or why there is none.
-pub fn read_group(id: RegionId, list: &List) -> Result<Group, NotAGroup> {
+pub(crate) fn read_group(id: RegionId, list: &List) -> Result<Group, NotAGroup> {
     let leader = list.get(&id).ok_or(NotAGroup::NoRegion)?.clone();
     let descriptor = match Descriptor::parse(&leader.aux_data)? {
         Some(d) if d.leader() == Some(id) => d,
@@ -96,7 +96,7 @@ pub fn read_group(id: RegionId, list: &List) -> Result<Group, NotAGroup> {
 /// moved the leader. (A member holding one is our own stale old leader,
 /// which the next update strips; other programs' aux data is not ours to
 /// weigh.)
-pub fn claims(list: &List, group: &Group) -> Vec<(RegionId, String)> {
+pub(crate) fn claims(list: &List, group: &Group) -> Vec<(RegionId, String)> {
     list.values()
         .filter(|r| !group.has(r.id) && r.program_id == group.leader.program_id)
         .filter(|r| match leading(r) {
@@ -109,7 +109,7 @@ pub fn claims(list: &List, group: &Group) -> Vec<(RegionId, String)> {
 
 /// The descriptor a region holds as a leader (one naming itself first).
 pub fn leading(r: &Region) -> Option<Descriptor> {
-    if !r.aux_data.contains(stats::TAG) {
+    if !r.aux_data.contains(dmstats::TAG) {
         return None;
     }
     match Descriptor::parse(&r.aux_data) {
@@ -119,20 +119,20 @@ pub fn leading(r: &Region) -> Option<Descriptor> {
 }
 
 /// A member holding a descriptor that names itself: an old leader.
-pub fn names_itself(r: &Region) -> bool {
+pub(crate) fn names_itself(r: &Region) -> bool {
     aux_names_itself(r.id, &r.aux_data)
 }
 
 /// A descriptor led by the region holding it: what a leader has, and what
 /// an old leader must not keep.
-pub fn aux_names_itself(id: RegionId, aux: &str) -> bool {
+pub(crate) fn aux_names_itself(id: RegionId, aux: &str) -> bool {
     matches!(Descriptor::parse(aux), Ok(Some(d)) if d.leader() == Some(id))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stats::parse_list;
+    use crate::dmstats::parse_list;
 
     fn list(text: &str) -> List {
         by_id(parse_list(text).0)

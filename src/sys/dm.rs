@@ -4,7 +4,7 @@
 //! every such block says why it is sound in a SAFETY comment.
 //!
 //! Owns: [`Control`], [`DmDevice`], [`DmError`]. Touches: nothing above
-//! [`crate::device`]: it knows messages as text, not the engine or the group.
+//! [`crate::dmstats`]: it knows messages as text, not the engine or the group.
 // SAFETY: one of the three modules allowed unsafe code (the DM ioctls on a hand-laid repr(C) buffer);
 // each block states its obligations beside it.
 #![allow(unsafe_code)]
@@ -17,7 +17,7 @@ use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
 use rustix::ioctl::{opcode, Ioctl, IoctlOutput, Opcode};
 
-use crate::device::{Device, DeviceError};
+use crate::dmstats::{Device, DeviceError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DmError {
@@ -39,7 +39,7 @@ pub enum DmError {
 /// device-mapper ioctl buffer; command data follows at `data_start`.
 #[repr(C)]
 #[derive(Clone, Copy)]
-pub struct DmIoctl {
+pub(crate) struct DmIoctl {
     pub version: [u32; 3],
     pub data_size: u32,
     pub data_start: u32,
@@ -58,21 +58,21 @@ pub struct DmIoctl {
 /// NUL-terminated.
 #[repr(C)]
 #[derive(Clone, Copy)]
-pub struct DmTargetMsg {
+pub(crate) struct DmTargetMsg {
     pub sector: u64,
 }
 
 const DM_IOCTL: u8 = 0xfd;
-pub const DM_VERSION: Opcode = opcode::read_write::<DmIoctl>(DM_IOCTL, 0);
-pub const DM_DEV_STATUS: Opcode = opcode::read_write::<DmIoctl>(DM_IOCTL, 7);
-pub const DM_TARGET_MSG: Opcode = opcode::read_write::<DmIoctl>(DM_IOCTL, 14);
+pub(crate) const DM_VERSION: Opcode = opcode::read_write::<DmIoctl>(DM_IOCTL, 0);
+pub(crate) const DM_DEV_STATUS: Opcode = opcode::read_write::<DmIoctl>(DM_IOCTL, 7);
+pub(crate) const DM_TARGET_MSG: Opcode = opcode::read_write::<DmIoctl>(DM_IOCTL, 14);
 
 /// Obsolete but still set by libdm on every command; sent for parity.
-pub const DM_EXISTS_FLAG: u32 = 1 << 2;
+pub(crate) const DM_EXISTS_FLAG: u32 = 1 << 2;
 /// The device is named by `dev`.
-pub const DM_PERSISTENT_DEV_FLAG: u32 = 1 << 3;
-pub const DM_BUFFER_FULL_FLAG: u32 = 1 << 8;
-pub const DM_DATA_OUT_FLAG: u32 = 1 << 16;
+pub(crate) const DM_PERSISTENT_DEV_FLAG: u32 = 1 << 3;
+pub(crate) const DM_BUFFER_FULL_FLAG: u32 = 1 << 8;
+pub(crate) const DM_DATA_OUT_FLAG: u32 = 1 << 16;
 
 /// The interface versions libdm sends: 4.0.0 for most commands, but 4.2.0
 /// for DM_TARGET_MSG, which appeared in 4.2.
@@ -86,9 +86,9 @@ const DATA_START: usize = HEAD.next_multiple_of(8);
 /// Where a message's text starts, after its `dm_target_msg`.
 const MSG_AT: usize = DATA_START + size_of::<DmTargetMsg>();
 /// libdm's first buffer size; most replies fit.
-pub const BUFFER_MIN: usize = 16 << 10;
+pub(crate) const BUFFER_MIN: usize = 16 << 10;
 /// Past this a reply is refused rather than grown without bound.
-pub const BUFFER_MAX: usize = 64 << 20;
+pub(crate) const BUFFER_MAX: usize = 64 << 20;
 
 /// A device-mapper command on a byte buffer whose length the ioctl number
 /// does not tell (the kernel reads `data_size` from the header instead).
@@ -119,7 +119,7 @@ unsafe impl Ioctl for Command<'_> {
 
 /// The kernel's `huge_encode_dev`, which DM_DEV_STATUS and DM_TARGET_MSG
 /// decode; it differs from glibc's `st_dev` layout for majors >= 4096.
-pub fn encode_dev(major: u32, minor: u32) -> u64 {
+pub(crate) fn encode_dev(major: u32, minor: u32) -> u64 {
     let (major, minor) = (u64::from(major), u64::from(minor));
     (minor & 0xff) | (major << 8) | ((minor & !0xff) << 12)
 }
@@ -357,7 +357,7 @@ fn c_string(bytes: &[u8]) -> String {
 }
 
 /// A dm device addressed by `st_dev`, as the engine sees it.
-pub struct DmDevice {
+pub(crate) struct DmDevice {
     pub control: Control,
     pub dev: u64,
 }
@@ -369,14 +369,14 @@ impl Device for DmDevice {
 }
 
 /// The block major of device-mapper, from `/proc/devices`.
-pub fn dm_major() -> Result<u32, DmError> {
+pub(crate) fn dm_major() -> Result<u32, DmError> {
     let text = std::fs::read_to_string("/proc/devices").map_err(DmError::ProcDevices)?;
     parse_dm_major(&text).ok_or(DmError::NoMajor)
 }
 
 /// Find `device-mapper` among the block devices of a `/proc/devices` text
 /// (character devices come first and may reuse the numbers).
-pub fn parse_dm_major(text: &str) -> Option<u32> {
+pub(crate) fn parse_dm_major(text: &str) -> Option<u32> {
     text.lines()
         .skip_while(|line| line.trim() != "Block devices:")
         .skip(1)

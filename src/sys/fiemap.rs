@@ -30,7 +30,7 @@ pub enum FiemapError {
 /// `fm_extents[]`, which follows it.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
-pub struct Fiemap {
+pub(crate) struct Fiemap {
     pub fm_start: u64,
     pub fm_length: u64,
     pub fm_flags: u32,
@@ -42,7 +42,7 @@ pub struct Fiemap {
 /// `struct fiemap_extent` from `<linux/fiemap.h>`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
-pub struct FiemapExtent {
+pub(crate) struct FiemapExtent {
     pub fe_logical: u64,
     pub fe_physical: u64,
     pub fe_length: u64,
@@ -51,15 +51,16 @@ pub struct FiemapExtent {
     pub fe_reserved: [u32; 3],
 }
 
-pub const FS_IOC_FIEMAP: Opcode = opcode::read_write::<Fiemap>(b'f', 11);
+pub(crate) const FS_IOC_FIEMAP: Opcode = opcode::read_write::<Fiemap>(b'f', 11);
 /// Write dirty data back first, so delayed allocations get addresses. Not
 /// used: forcing writeback on every scan doubled a slow appender's write
 /// requests and split its file into many more extents. Data still in
 /// delayed allocation is reported instead ([`Scan::unmapped`]) and looked
 /// at again once the kernel's own writeback has placed it.
-pub const FIEMAP_FLAG_SYNC: u32 = 0x0000_0001;
+#[allow(dead_code)] // the ABI's record, checked against linux-raw-sys in the tests
+pub(crate) const FIEMAP_FLAG_SYNC: u32 = 0x0000_0001;
 /// Records per call: far more than most files have, so one call usually does.
-pub const BATCH: usize = 1024;
+pub(crate) const BATCH: usize = 1024;
 
 /// A `struct fiemap` with room for `N` records, as the kernel expects it.
 #[repr(C)]
@@ -70,7 +71,7 @@ struct Request<const N: usize> {
 
 /// One look at a file's extents.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Scan {
+pub(crate) struct Scan {
     pub extents: Vec<Extent>,
     /// Where in the file (bytes) the first range with no address yet
     /// (delayed allocation) starts. Below the file's size it is data that
@@ -81,12 +82,12 @@ pub struct Scan {
 
 /// The file's extents on its device: FIEMAP (no forced writeback) in
 /// batches of [`BATCH`] records, folded by [`Merger`].
-pub fn scan<Fd: AsFd>(fd: Fd) -> Result<Vec<Extent>, FiemapError> {
+pub(crate) fn scan<Fd: AsFd>(fd: Fd) -> Result<Vec<Extent>, FiemapError> {
     scan_full(fd).map(|s| s.extents)
 }
 
 /// [`scan`], saying too whether data in delayed allocation was left out.
-pub fn scan_full<Fd: AsFd>(fd: Fd) -> Result<Scan, FiemapError> {
+pub(crate) fn scan_full<Fd: AsFd>(fd: Fd) -> Result<Scan, FiemapError> {
     scan_batched::<BATCH>(fd.as_fd())
 }
 
@@ -167,7 +168,7 @@ where
 mod tests {
     use super::*;
     use crate::extent::merge;
-    use crate::testing::{rec, Rng};
+    use crate::testkit::{rec, Rng};
     use std::io::{Seek, SeekFrom, Write};
     use std::mem::offset_of;
 

@@ -6,10 +6,10 @@
 
 use std::collections::BTreeMap;
 
-use crate::diff::{check_tiling, Member};
+use crate::dmstats::{Descriptor, Region, RegionId};
 use crate::extent::{Extent, RawExtent};
-use crate::fake::FakeDm;
-use crate::stats::{Descriptor, Region, RegionId};
+use crate::plan::diff::{check_tiling, Member};
+use crate::testkit::fake::FakeDm;
 
 /// xorshift: a small deterministic generator, so `cargo test` covers the
 /// fuzz properties without the fuzzer and a failure reproduces.

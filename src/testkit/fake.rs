@@ -8,8 +8,8 @@
 //! kernel would print.
 //!
 //! Feature `testkit` only. Owns: [`FakeDm`], the fault plan. Touches: the
-//! daemon's code never; it stands in for [`crate::dm::DmDevice`] behind
-//! [`crate::device::Device`].
+//! daemon's code never; it stands in for [`crate::sys::dm::DmDevice`] behind
+//! [`crate::dmstats::Device`].
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -17,9 +17,9 @@ use std::rc::Rc;
 
 use rustix::io::Errno;
 
-use crate::device::{Device, DeviceError};
+use crate::dmstats::{self, split_args, Descriptor, Dialect, Region, RegionId};
+use crate::dmstats::{Device, DeviceError};
 use crate::extent::Extent;
-use crate::stats::{self, split_args, Descriptor, Dialect, Region, RegionId};
 
 /// The message kinds a fault can target.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -398,7 +398,7 @@ fn region(id: RegionId, extent: Extent, program_id: &str, aux_data: &str) -> Reg
 /// Decimal digits only: the kernel's `%llu` takes no sign and no space here
 /// (the splitter already removed the spaces).
 fn number(s: &str) -> Result<u64, Errno> {
-    stats::number(s).ok_or(Errno::INVAL)
+    dmstats::number(s).ok_or(Errno::INVAL)
 }
 
 fn region_id(s: &str) -> Result<RegionId, Errno> {
@@ -493,8 +493,8 @@ mod tests {
             .parse()
             .unwrap();
         let areas =
-            |dm: &mut FakeDm, msg: &str| stats::parse_print(&send(dm, msg).unwrap()).unwrap();
-        let e = |start, len| stats::Area { start, len };
+            |dm: &mut FakeDm, msg: &str| dmstats::parse_print(&send(dm, msg).unwrap()).unwrap();
+        let e = |start, len| dmstats::Area { start, len };
         // The last area is cut short by the region's end but printed a step long.
         assert_eq!(
             areas(&mut dm, &format!("@stats_print {id}")),
@@ -505,7 +505,7 @@ mod tests {
             [e(2056, 8), e(2064, 8)]
         );
         assert_eq!(areas(&mut dm, &format!("@stats_print {id} 5 2")), []);
-        let probe = stats::Probe::of(&dm.regions[&id]);
+        let probe = dmstats::Probe::of(&dm.regions[&id]);
         assert!(probe.matches(&send(&mut dm, &probe.msg).unwrap()));
     }
 

@@ -2,8 +2,8 @@
 //! checks are `dmfilemapd::testing`'s, shared with the fuzz targets.
 #![allow(dead_code, unused_imports)]
 
-use dmfilemapd::extent::Extent;
-pub use dmfilemapd::testing::{converged, ext, group, no_orphans, snapshot, untouched, Rng};
+pub use dmfilemapd::testkit::{converged, ext, group, no_orphans, snapshot, untouched, Rng};
+use dmfilemapd::Extent;
 
 /// A stop request that never comes.
 pub fn never() -> bool {
@@ -34,13 +34,12 @@ pub fn random_layout(rng: &mut Rng, max: u64) -> Vec<Extent> {
 /// The fake, and its regions after every message: each a state a SIGKILL
 /// can leave (the kill sweeps of the engine, `map` and `unmap`).
 pub struct Recording {
-    pub dm: dmfilemapd::fake::FakeDm,
-    pub states:
-        Vec<std::collections::BTreeMap<dmfilemapd::stats::RegionId, dmfilemapd::stats::Region>>,
+    pub dm: dmfilemapd::testkit::fake::FakeDm,
+    pub states: Vec<std::collections::BTreeMap<dmfilemapd::RegionId, dmfilemapd::Region>>,
 }
 
-impl dmfilemapd::device::Device for Recording {
-    fn message(&mut self, msg: &str) -> Result<String, dmfilemapd::device::DeviceError> {
+impl dmfilemapd::Device for Recording {
+    fn message(&mut self, msg: &str) -> Result<String, dmfilemapd::DeviceError> {
         let reply = self.dm.message(msg);
         self.states.push(self.dm.regions.clone());
         reply
@@ -50,15 +49,15 @@ impl dmfilemapd::device::Device for Recording {
 /// Ids every descriptor of program `dmstats` names; panics if one names a
 /// missing region.
 pub fn named(
-    regions: &std::collections::BTreeMap<dmfilemapd::stats::RegionId, dmfilemapd::stats::Region>,
+    regions: &std::collections::BTreeMap<dmfilemapd::RegionId, dmfilemapd::Region>,
     what: &str,
-) -> std::collections::BTreeSet<dmfilemapd::stats::RegionId> {
+) -> std::collections::BTreeSet<dmfilemapd::RegionId> {
     let mut named = std::collections::BTreeSet::new();
     for r in regions
         .values()
-        .filter(|r| r.program_id == dmfilemapd::fake::DMSTATS_PROGRAM)
+        .filter(|r| r.program_id == dmfilemapd::testkit::fake::DMSTATS_PROGRAM)
     {
-        for m in dmfilemapd::group::leading(r)
+        for m in dmfilemapd::leading(r)
             .map(|d| d.members)
             .unwrap_or_default()
         {
