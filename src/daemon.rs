@@ -20,11 +20,11 @@ use std::time::{Duration, Instant};
 pub(crate) mod source;
 pub(crate) mod wait;
 
-use crate::daemon::source::{Look, Scanner, Stamp};
 use crate::dmstats::Device;
 use crate::engine::{Engine, EngineError, Outcome, Summary};
 use crate::extent::Extent;
-use crate::{debug, error, info, verbose, warn, Error};
+use crate::{debug, error, info, verbose, warn};
+use source::{Look, Scanner, SourceError, Stamp};
 
 /// At most two updates (and FIEMAP calls) a second, as C.
 pub(crate) const UPDATE_INTERVAL: Duration = Duration::from_millis(500);
@@ -43,6 +43,21 @@ pub(crate) const FULL_CHECK_INTERVAL: Duration = Duration::from_secs(30);
 pub(crate) const RESCAN_INTERVAL: Duration = Duration::from_secs(1);
 /// After a failed update, the next try waits this long.
 pub(crate) const RETRY_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Why the loop stopped with an error (exit status 1).
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    /// The file could not be looked at or scanned.
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    /// An update failed in a way a retry cannot mend (device gone).
+    #[error("group {group}: {source}")]
+    Fatal {
+        group: u64,
+        #[source]
+        source: EngineError,
+    },
+}
 
 /// Why the daemon ended normally (exit status 0).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -116,7 +131,7 @@ impl<D: Device, S: Scanner> Daemon<D, S> {
     }
 
     /// Run until an exit condition; `Err` only for what a retry cannot mend.
-    pub fn run(&mut self, stop: &dyn Fn() -> bool) -> Result<Exit, Error> {
+    pub fn run(&mut self, stop: &dyn Fn() -> bool) -> Result<Exit, DaemonError> {
         loop {
             if let Some(exit) = self.cycle(stop)? {
                 match exit {
@@ -129,7 +144,7 @@ impl<D: Device, S: Scanner> Daemon<D, S> {
     }
 
     /// One cycle: look, maybe scan and update, check the group, sleep.
-    pub fn cycle(&mut self, stop: &dyn Fn() -> bool) -> Result<Option<Exit>, Error> {
+    pub fn cycle(&mut self, stop: &dyn Fn() -> bool) -> Result<Option<Exit>, DaemonError> {
         let exit = self.step(stop);
         for w in self.group.take_warnings() {
             warn!("{w}");
@@ -137,7 +152,7 @@ impl<D: Device, S: Scanner> Daemon<D, S> {
         exit
     }
 
-    fn step(&mut self, stop: &dyn Fn() -> bool) -> Result<Option<Exit>, Error> {
+    fn step(&mut self, stop: &dyn Fn() -> bool) -> Result<Option<Exit>, DaemonError> {
         self.counters.cycles += 1;
         if stop() {
             return Ok(Some(Exit::Stopped));
@@ -185,7 +200,11 @@ impl<D: Device, S: Scanner> Daemon<D, S> {
         Ok(None)
     }
 
-    fn update(&mut self, now: Instant, stop: &dyn Fn() -> bool) -> Result<Option<Exit>, Error> {
+    fn update(
+        &mut self,
+        now: Instant,
+        stop: &dyn Fn() -> bool,
+    ) -> Result<Option<Exit>, DaemonError> {
         self.dirty = false;
         self.not_before = Some(now + UPDATE_INTERVAL);
         self.counters.scans += 1;
@@ -261,7 +280,7 @@ impl<D: Device, S: Scanner> Daemon<D, S> {
     /// applied (another program may have deleted a member). A probe of the
     /// leader answers for the group in between full lists; any doubt (a
     /// leader gone or changed, a failed probe) is settled by a list.
-    fn check(&mut self, now: Instant) -> Result<Option<Exit>, Error> {
+    fn check(&mut self, now: Instant) -> Result<Option<Exit>, DaemonError> {
         self.checked = Some(now);
         if self.listed.is_some_and(|t| now < t + FULL_CHECK_INTERVAL) {
             self.counters.probes += 1;
@@ -313,11 +332,11 @@ impl<D: Device, S: Scanner> Daemon<D, S> {
         Ok(None)
     }
 
-    fn failed(&mut self, e: EngineError, now: Instant) -> Result<Option<Exit>, Error> {
+    fn failed(&mut self, e: EngineError, now: Instant) -> Result<Option<Exit>, DaemonError> {
         let group = self.group.group_id();
         match e {
             EngineError::GroupGone(_) => Ok(Some(Exit::GroupRemoved)),
-            e if e.is_fatal() => Err(Error::Fatal { group, source: e }),
+            e if e.is_fatal() => Err(DaemonError::Fatal { group, source: e }),
             e => {
                 error!("Update of group {group} failed, retrying: {e}");
                 self.retry_later(now);

@@ -34,12 +34,12 @@ mod sys;
 pub mod testkit;
 
 pub use cmd::cli::{
-    parse as parse_args, Args, Command, MapArgs, Mode, UnmapArgs, UsageError, HELP, USAGE,
+    parse as parse_args, Args, Command, MapArgs, UnmapArgs, UsageError, HELP, USAGE,
 };
 pub use cmd::{run, Error};
-pub use daemon::source::{FileSource, Look, Scanner, Stamp};
+pub use daemon::source::{FileSource, Look, Mode, Scanner, SourceError, Stamp};
 pub use daemon::wait::{sleep, Events, Watcher};
-pub use daemon::{Daemon, Exit};
+pub use daemon::{Daemon, DaemonError, Exit};
 pub use dmstats::bounds::{parse as parse_bounds, BoundsError, Histogram, MAX_HISTOGRAM_ARG};
 #[cfg(feature = "testkit")]
 pub use dmstats::split_args;

@@ -12,9 +12,9 @@ use common::{converged, ext, no_orphans, snapshot, untouched};
 use dmfilemapd::testkit::fake::{FakeDm, Kind, DMSTATS_PROGRAM};
 use dmfilemapd::Dialect;
 use dmfilemapd::Engine;
-use dmfilemapd::Error;
 use dmfilemapd::Extent;
 use dmfilemapd::{Daemon, Exit};
+use dmfilemapd::{DaemonError, SourceError};
 use dmfilemapd::{Look, Scanner, Stamp};
 use rustix::io::Errno;
 
@@ -72,7 +72,7 @@ impl FakeFile {
 }
 
 impl Scanner for FakeFile {
-    fn look(&mut self, _stop: &dyn Fn() -> bool) -> Result<Look, Error> {
+    fn look(&mut self, _stop: &dyn Fn() -> bool) -> Result<Look, SourceError> {
         let w = self.world.borrow();
         assert!(w.now < Duration::from_secs(600), "the loop never ended");
         Ok(w.look.unwrap_or(Look::File(Stamp {
@@ -81,7 +81,7 @@ impl Scanner for FakeFile {
         })))
     }
 
-    fn scan(&mut self) -> Result<Vec<Extent>, Error> {
+    fn scan(&mut self) -> Result<Vec<Extent>, SourceError> {
         let mut w = self.world.borrow_mut();
         w.scans += 1;
         if let Some((nth, errno)) = w.scan_fault {
@@ -101,7 +101,7 @@ impl Scanner for FakeFile {
         timeout: Duration,
         wake: bool,
         _stop: &dyn Fn() -> bool,
-    ) -> Result<bool, Error> {
+    ) -> Result<bool, SourceError> {
         let end = self.world.borrow().now + timeout;
         while self.step(end) {
             let mut w = self.world.borrow_mut();
@@ -150,7 +150,7 @@ fn sim(extents: &[Extent], script: Vec<(u64, Change)>) -> Sim {
 }
 
 impl Sim {
-    fn run(&mut self) -> Result<Exit, Error> {
+    fn run(&mut self) -> Result<Exit, DaemonError> {
         let world = self.world.clone();
         self.daemon.run(&move || world.borrow().stopped)
     }
@@ -399,7 +399,7 @@ fn device_gone_is_fatal() {
     });
     let mut sim = sim(&layout(1), vec![(1_000, gone)]);
     match sim.run() {
-        Err(Error::Fatal { .. }) => {}
+        Err(DaemonError::Fatal { .. }) => {}
         other => panic!("{other:?}"),
     }
 }

@@ -8,8 +8,8 @@
 //! Owns: [`Args`] and the usage errors. Touches: nothing; the process's
 //! role is decided in `main`.
 
+use crate::daemon::source::Mode;
 use std::ffi::{OsStr, OsString};
-use std::fmt;
 use std::path::PathBuf;
 
 use crate::dmstats::bounds::{self, BoundsError, Histogram};
@@ -49,28 +49,6 @@ dmfilemapd unmap [--verbose N] FILE
 dmfilemapd unmap --group ID [--verbose N] DEVICE-OR-FILE
   Delete FILE's group (the one whose regions are exactly the file's
   extents), or group ID on the device; its daemon then exits.";
-
-/// How the daemon follows the file (see the man page, MODES).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Mode {
-    Inode,
-    Path,
-}
-
-impl Mode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Mode::Inode => "inode",
-            Mode::Path => "path",
-        }
-    }
-}
-
-impl fmt::Display for Mode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Args {

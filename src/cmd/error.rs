@@ -6,7 +6,9 @@
 //! below it own their errors and their words.
 
 use crate::cmd::start::Refusal;
-use crate::engine::{self, map};
+use crate::daemon::source::SourceError;
+use crate::daemon::DaemonError;
+use crate::engine::map;
 use crate::sys::{dm, fiemap};
 
 #[derive(Debug, thiserror::Error)]
@@ -29,13 +31,12 @@ pub enum Error {
         #[source]
         why: Refusal,
     },
-    /// An update failed in a way a retry cannot mend (device gone).
-    #[error("group {group}: {source}")]
-    Fatal {
-        group: u64,
-        #[source]
-        source: engine::EngineError,
-    },
+    /// The loop ended on an error it cannot mend.
+    #[error(transparent)]
+    Daemon(#[from] DaemonError),
+    /// The file could not be followed from the start.
+    #[error(transparent)]
+    Source(#[from] SourceError),
     /// `map` or `unmap` failed on the device, its checks passed.
     #[error("{what}: {source}")]
     Map {
@@ -50,10 +51,6 @@ pub enum Error {
         #[source]
         source: map::FindError,
     },
-    /// The file source was asked to look without an open file: a bug of
-    /// the loop, reported as such.
-    #[error("file: not open")]
-    NotOpen,
 }
 
 impl Error {

@@ -14,8 +14,9 @@ use std::path::{Path, PathBuf};
 use rustix::fs::{FileType, Stat};
 use rustix::io::Errno;
 
-use crate::cmd::cli::{Args, Mode};
+use crate::cmd::cli::Args;
 use crate::daemon::source::file_id;
+use crate::daemon::source::Mode;
 use crate::engine::{Engine, EngineError};
 use crate::extent::Extent;
 use crate::plan::fold;

@@ -6,6 +6,7 @@
 //! path modes. Touches: no device, no group; the loop ([`crate::daemon`])
 //! decides what a look or a scan means.
 
+use std::fmt;
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -13,10 +14,60 @@ use std::time::{Duration, Instant};
 use rustix::fs::{FileType, Stat};
 
 use super::wait::{self, Watcher};
-use crate::cmd::cli::Mode;
 use crate::extent::Extent;
+use crate::sys::fiemap::FiemapError;
 use crate::sys::{self, fiemap};
-use crate::{debug, info, warn, Error};
+use crate::{debug, info, warn};
+
+/// How the daemon follows the file (see the man page, MODES).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Inode,
+    Path,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Inode => "inode",
+            Mode::Path => "path",
+        }
+    }
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why the file could not be looked at or scanned. Each variant keeps its
+/// cause; the text is one log line.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error(transparent)]
+    Fiemap(#[from] FiemapError),
+    /// A call on the open file failed: `fstat`, `inotify`.
+    #[error("{call}: {source}")]
+    Io {
+        call: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Asked to look without an open file: a bug of the loop, reported as
+    /// such.
+    #[error("file: not open")]
+    NotOpen,
+}
+
+impl SourceError {
+    fn io(call: &'static str, source: impl Into<std::io::Error>) -> SourceError {
+        SourceError::Io {
+            call,
+            source: source.into(),
+        }
+    }
+}
 
 /// Path mode tolerates a missing file for this many looks ...
 pub(crate) const ABSENT_TRIES: u32 = 10;
@@ -67,9 +118,9 @@ pub enum Look {
 /// The file the group mirrors.
 pub trait Scanner {
     /// Look at the file without FIEMAP (path mode re-opens it here).
-    fn look(&mut self, stop: &dyn Fn() -> bool) -> Result<Look, Error>;
+    fn look(&mut self, stop: &dyn Fn() -> bool) -> Result<Look, SourceError>;
     /// The file's extents (FIEMAP).
-    fn scan(&mut self) -> Result<Vec<Extent>, Error>;
+    fn scan(&mut self) -> Result<Vec<Extent>, SourceError>;
     /// Whether the last scan left out data with no address yet (delayed
     /// allocation): the loop looks again about once a second until none.
     fn unmapped(&self) -> bool {
@@ -82,7 +133,7 @@ pub trait Scanner {
         timeout: Duration,
         wake: bool,
         stop: &dyn Fn() -> bool,
-    ) -> Result<bool, Error>;
+    ) -> Result<bool, SourceError>;
     fn now(&self) -> Instant;
 }
 
@@ -105,9 +156,9 @@ pub struct FileSource {
 }
 
 impl FileSource {
-    pub fn new(mode: Mode, path: PathBuf, fd: OwnedFd) -> Result<FileSource, Error> {
-        let st = rustix::fs::fstat(&fd).map_err(|e| Error::io("fstat", e))?;
-        let watcher = Watcher::new(&fd).map_err(|e| Error::io("inotify", e))?;
+    pub fn new(mode: Mode, path: PathBuf, fd: OwnedFd) -> Result<FileSource, SourceError> {
+        let st = rustix::fs::fstat(&fd).map_err(|e| SourceError::io("fstat", e))?;
+        let watcher = Watcher::new(&fd).map_err(|e| SourceError::io("inotify", e))?;
         let (dev, ino) = file_id(&st);
         Ok(FileSource {
             mode,
@@ -121,9 +172,9 @@ impl FileSource {
         })
     }
 
-    fn look_inode(&mut self) -> Result<Look, Error> {
-        let fd = self.fd.as_ref().ok_or(Error::NotOpen)?;
-        let st = rustix::fs::fstat(fd).map_err(|e| Error::io("fstat", e))?;
+    fn look_inode(&mut self) -> Result<Look, SourceError> {
+        let fd = self.fd.as_ref().ok_or(SourceError::NotOpen)?;
+        let st = rustix::fs::fstat(fd).map_err(|e| SourceError::io("fstat", e))?;
         if st.st_nlink == 0 {
             let (dev, ino) = file_id(&st);
             match sys::open_elsewhere(dev, ino) {
@@ -139,7 +190,7 @@ impl FileSource {
         Ok(Look::File(Stamp::of(&st)))
     }
 
-    fn look_path(&mut self, stop: &dyn Fn() -> bool) -> Result<Look, Error> {
+    fn look_path(&mut self, stop: &dyn Fn() -> bool) -> Result<Look, SourceError> {
         for attempt in 0..ABSENT_TRIES {
             if attempt > 0 {
                 debug!("Waiting for {} to reappear", self.path.display());
@@ -201,20 +252,20 @@ impl FileSource {
 }
 
 impl Scanner for FileSource {
-    fn look(&mut self, stop: &dyn Fn() -> bool) -> Result<Look, Error> {
+    fn look(&mut self, stop: &dyn Fn() -> bool) -> Result<Look, SourceError> {
         match self.mode {
             Mode::Inode => self.look_inode(),
             Mode::Path => self.look_path(stop),
         }
     }
 
-    fn scan(&mut self) -> Result<Vec<Extent>, Error> {
-        let fd = self.fd.as_ref().ok_or(Error::NotOpen)?;
+    fn scan(&mut self) -> Result<Vec<Extent>, SourceError> {
+        let fd = self.fd.as_ref().ok_or(SourceError::NotOpen)?;
         let scan = fiemap::scan_full(fd)?;
         // Space reserved past the end holds no data of the file.
         self.unmapped = match scan.unmapped {
             Some(at) => {
-                let st = rustix::fs::fstat(fd).map_err(|e| Error::io("fstat", e))?;
+                let st = rustix::fs::fstat(fd).map_err(|e| SourceError::io("fstat", e))?;
                 #[allow(clippy::unnecessary_cast)] // the field type differs between architectures
                 let size = st.st_size as u64;
                 at < size
@@ -233,7 +284,7 @@ impl Scanner for FileSource {
         timeout: Duration,
         wake: bool,
         stop: &dyn Fn() -> bool,
-    ) -> Result<bool, Error> {
+    ) -> Result<bool, SourceError> {
         if self.mode == Mode::Path {
             self.fd = None;
         }
@@ -247,7 +298,7 @@ impl Scanner for FileSource {
             wait::sleep(timeout, stop);
             watcher.drain()
         }
-        .map_err(|e| Error::io("inotify", e))?;
+        .map_err(|e| SourceError::io("inotify", e))?;
         if events.dropped {
             debug!("inotify watch dropped by the kernel");
             self.watcher = None;
