@@ -284,7 +284,7 @@ impl<D: Device> Engine<D> {
 
     /// Whether the group's leader is still the region last listed or
     /// written, by one `@stats_print` of it, whatever the group's size
-    /// ([`Probe`]). False when it is gone or differs, or when the engine
+    /// (`Probe`). False when it is gone or differs, or when the engine
     /// does not know the leader for sure (before the first load, after a
     /// failed update): then only a [`load`](Self::load) can tell.
     ///

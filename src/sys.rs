@@ -4,7 +4,7 @@
 //! beside tests of its layout.
 //!
 //! - [`dm`]: the device-mapper ioctl ABI (`struct dm_ioctl`) on
-//!   `/dev/mapper/control`, and the kernel's [`DmDevice`].
+//!   `/dev/mapper/control`, and the kernel's [`DmDevice`](dm::DmDevice).
 //! - [`fiemap`]: the FIEMAP ioctl ABI, a file's raw extent records.
 //! - `signals`: the stop signals, blocked and seen through a `signalfd`.
 //! - `process`: the inherited descriptor, detaching, the `/proc` scans.

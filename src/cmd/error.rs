@@ -24,7 +24,7 @@ pub enum Error {
         source: std::io::Error,
     },
     /// A check before starting failed: `<what>: <why>`. Only
-    /// [`crate::cmd::start`] refuses; later failures are not refusals.
+    /// `cmd::start` refuses; later failures are not refusals.
     #[error("{what}: {why}")]
     Refused {
         what: String,

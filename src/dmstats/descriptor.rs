@@ -196,7 +196,7 @@ pub fn format_members(members: &[RegionId]) -> String {
 ///
 /// Items are strict (digits, no spaces, no empty items, `M <= N`), but like
 /// libdm's bitset parser their order does not matter: the result is the
-/// ascending set they name. At most [`MAX_MEMBERS`] ids, duplicates included.
+/// ascending set they name. At most `MAX_MEMBERS` ids, duplicates included.
 pub fn parse_members(list: &str) -> Result<Vec<RegionId>, DescriptorError> {
     let bad = || DescriptorError::BadMembers(excerpt(list));
     if list.is_empty() {

@@ -76,7 +76,7 @@ impl Probe {
         }
     }
 
-    /// A region this program just made with [`msg_create`]: one area
+    /// A region this program just made with [`msg_create`](super::msg_create): one area
     /// (`/1`), so its step is its length.
     pub(crate) fn of_created(id: RegionId, extent: Extent) -> Probe {
         Probe {

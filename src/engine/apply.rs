@@ -58,7 +58,7 @@ impl<D: Device> Engine<D> {
     /// with the list of them, writes the descriptor naming the created and
     /// without the dropped, strips an old leader, and deletes the dropped
     /// ones, the marked one last. A daemon started after a kill settles the
-    /// one batch left outside by those marks ([`crate::engine::mark`]).
+    /// one batch left outside by those marks (`engine::mark`).
     ///
     /// A failed create or descriptor write takes back the step's new
     /// regions; any failure ends with a repair: one descriptor naming every
