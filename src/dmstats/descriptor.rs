@@ -2,7 +2,7 @@
 //! its aux_data: `DMS_GROUP=alias:members#user` as lvm2 <= 2.03.22 writes
 //! it, `DMS_GROUP="alias":members#user` as later releases do. Pure text.
 
-use super::list::{number, RegionId};
+use super::list::{excerpt, number, RegionId};
 use super::message::{escape, MessageError};
 
 /// How the alias is written in a descriptor.
@@ -222,12 +222,4 @@ pub fn parse_members(list: &str) -> Result<Vec<RegionId>, DescriptorError> {
     members.sort_unstable();
     members.dedup();
     Ok(members)
-}
-
-/// The start of a long hostile list is enough for a log line.
-pub(super) fn excerpt(s: &str) -> String {
-    match s.char_indices().nth(64) {
-        Some((at, _)) => format!("{}...", &s[..at]),
-        None => s.to_owned(),
-    }
 }

@@ -139,3 +139,11 @@ pub(crate) fn number(s: &str) -> Option<u64> {
     }
     s.parse().ok()
 }
+
+/// The start of a long hostile text is enough for a log line.
+pub(super) fn excerpt(s: &str) -> String {
+    match s.char_indices().nth(64) {
+        Some((at, _)) => format!("{}...", &s[..at]),
+        None => s.to_owned(),
+    }
+}

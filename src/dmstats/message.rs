@@ -2,8 +2,7 @@
 //! `@stats_set_aux`, `@stats_print`) and the short replies they get, with
 //! the escaping the kernel's argument splitter needs. Pure text.
 
-use super::descriptor::excerpt;
-use super::list::{join_bounds, number, Region, RegionId, HISTOGRAM, PRECISE};
+use super::list::{excerpt, join_bounds, number, Region, RegionId, HISTOGRAM, PRECISE};
 use crate::extent::Extent;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
