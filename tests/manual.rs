@@ -62,7 +62,10 @@ fn help_forms(text: &str) -> Forms {
         }
         if let Some(sub) = &current {
             let line = unquoted(line);
-            forms.get_mut(sub).unwrap().extend(options_in(&line));
+            forms
+                .entry(sub.clone())
+                .or_default()
+                .extend(options_in(&line));
         }
     }
     forms
@@ -138,7 +141,10 @@ fn help_and_synopsis_name_the_same_commands_and_options() {
     let from_page = manual_forms(&page);
 
     // Sanity: the readers see what is plainly there.
-    assert!(from_help.contains_key("map") && from_help.contains_key("unmap"), "{from_help:?}");
+    assert!(
+        from_help.contains_key("map") && from_help.contains_key("unmap"),
+        "{from_help:?}"
+    );
     assert!(from_help[""].contains("--help"), "{from_help:?}");
 
     let subs: BTreeSet<&String> = from_help.keys().chain(from_page.keys()).collect();
@@ -147,8 +153,12 @@ fn help_and_synopsis_name_the_same_commands_and_options() {
         let name = if sub.is_empty() { "dmfilemapd" } else { sub };
         let (h, m) = (from_help.get(sub), from_page.get(sub));
         match (h, m) {
-            (Some(_), None) => wrong.push(format!("sub-command {name}: in --help, not in the synopsis")),
-            (None, Some(_)) => wrong.push(format!("sub-command {name}: in the synopsis, not in --help")),
+            (Some(_), None) => wrong.push(format!(
+                "sub-command {name}: in --help, not in the synopsis"
+            )),
+            (None, Some(_)) => wrong.push(format!(
+                "sub-command {name}: in the synopsis, not in --help"
+            )),
             (Some(h), Some(m)) => {
                 for o in h.difference(m) {
                     wrong.push(format!("{name} {o}: in --help, not in the synopsis"));
@@ -160,7 +170,11 @@ fn help_and_synopsis_name_the_same_commands_and_options() {
             (None, None) => unreachable!(),
         }
     }
-    assert!(wrong.is_empty(), "help and man page disagree:\n{}", wrong.join("\n"));
+    assert!(
+        wrong.is_empty(),
+        "help and man page disagree:\n{}",
+        wrong.join("\n")
+    );
 }
 
 #[test]
