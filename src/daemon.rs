@@ -32,10 +32,9 @@ pub(crate) const UPDATE_INTERVAL: Duration = Duration::from_millis(500);
 pub(crate) const CHECK_INTERVAL: Duration = Duration::from_secs(1);
 /// The group is listed in full at least this often, to notice what the
 /// probe cannot: a member deleted, or the group ungrouped, by another
-/// program. A list costs in proportion to the group (~38 ms of kernel time
-/// for 1,000 regions under emulation); one in 30 s keeps an idle daemon
-/// of 1,000 regions under two CPU ticks in any 10 s, and what it finds
-/// late cannot lead an update astray, as every update lists first.
+/// program. A list costs in proportion to the regions of the device (see
+/// docs/measurements.md), and what it finds late cannot lead an update
+/// astray, as every update lists first.
 pub(crate) const FULL_CHECK_INTERVAL: Duration = Duration::from_secs(30);
 /// While the file holds data in delayed allocation (no address yet), it is
 /// scanned again this often (a FIEMAP without forced writeback is cheap),

@@ -11,12 +11,13 @@
 //! | `daemon/` | the follow loop, the file it follows, the wait |
 //! | `engine/` | apply, the ledger of regions we made, recovery marks, group creation and deletion |
 //! | `plan/` | pure and fuzzed: the group view, diff, fold |
-//! | `dmstats/` | the wire protocol as pure text, and the [`Device`] trait |
 //! | `sys/` | every raw kernel call and every line of unchecked code |
+//! | `dmstats/` | the wire protocol as pure text, and the [`Device`] trait |
 //! | `extent`, `log` | the vocabulary (sectors, extents) and the log every layer shares |
 //! | `testkit/` | feature `testkit` only: the fake kernel and shared checks |
 //!
-//! Every module is private; what the integration tests, fuzz/ and
+//! docs/design.md says what each layer owns and may not touch. Every
+//! module is private; what the integration tests, fuzz/ and
 //! `main.rs` use is re-exported here by name, and nothing else is public.
 
 #![warn(unreachable_pub)]

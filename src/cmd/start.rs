@@ -82,7 +82,7 @@ pub(crate) struct Prepared {
 /// exited 0: by then the file may have been renamed, unlinked or replaced
 /// (a script that maps a file and moves it at once), which is for the loop
 /// to follow, not a reason to refuse. So it neither looks at the path again
-/// nor repeats the FIEMAP probe (a sync of the whole file).
+/// nor repeats the FIEMAP probe.
 pub(crate) fn prepare(args: &Args, detached: bool) -> Result<Prepared, Error> {
     let what = format!("fd {}", args.fd);
     let refuse = |why: Refusal| Error::refused(&what, why);

@@ -45,11 +45,10 @@ pub(crate) const TAG: &str = "DMS_GROUP=";
 #[cfg(not(fuzzing))]
 pub(crate) const MAX_MEMBERS: usize = 1 << 20;
 /// Under cargo-fuzz the same paths with a smaller cap: an input naming a
-/// million members costs milliseconds, a seventh of a grown corpus does,
-/// and they held the `group_descriptor` target to 1,400 executions a
-/// second; with this cap it runs 117,000.
+/// million members costs milliseconds, and such inputs slowed the
+/// descriptor targets a hundredfold (docs/measurements.md, fuzzing depth).
 #[cfg(fuzzing)]
-pub const MAX_MEMBERS: usize = 1 << 12;
+pub(crate) const MAX_MEMBERS: usize = 1 << 12;
 
 impl Descriptor {
     /// `Ok(None)` when the aux_data holds no descriptor at all.

@@ -132,8 +132,7 @@ pub fn msg_create(extent: Extent, template: &Region, aux: &str) -> Result<String
 /// Documentation/admin-guide/device-mapper/statistics.rst). Sectors, not
 /// requests: dm-stats counts a request once in every area it touches, so a
 /// large tile read by 1 MiB requests would look as cheap to fold as a small
-/// one read by 16 KiB requests (measured: 63% of reads kept over 400
-/// growth steps when folds were costed in requests). `None` for a line that
+/// one read by 16 KiB requests. `None` for a line that
 /// is not shaped so.
 pub(crate) fn parse_print_sectors(reply: &str) -> Option<u64> {
     let mut total = 0u64;

@@ -1,8 +1,8 @@
 //! Fold: keeping a tiled group within its region budget.
 //!
 //! Every growth step of an extent adds a tile (see [`crate::plan::diff`]), and
-//! each region costs kernel memory (~90 KiB in the VM; dm-stats refuses new
-//! regions past a quarter of RAM). So a group holds at most one region per
+//! each region costs kernel memory (dm-stats refuses new regions past a
+//! quarter of RAM). So a group holds at most one region per
 //! extent plus a budget of extra tiles; past it, adjacent tiles of one
 //! extent are folded into one new region, which starts from zero: the
 //! folded tiles' counters are lost.
@@ -11,14 +11,14 @@
 //! tile before it costs that tile's counts, which are few, but the folded
 //! tile is young again at the next step and the next fold costs it again:
 //! always taking the cheapest fold ("greedy") keeps re-folding the newest
-//! tile, which ends up holding almost the whole file with one step's counts
-//! (30% of the counts kept after 400 growth steps, 8% after 1,600, under
-//! uniform reads). The rent a tile has paid so far is about its counts
+//! tile, which ends up holding almost the whole file with one step's counts.
+//! The rent a tile has paid so far is about its counts
 //! times the number of parts it absorbed, half on average, i.e. its counts
 //! times `len / (2 * new part's len)`; once that exceeds the cheapest fold
 //! of two settled tiles, we buy: the settled pair is folded and the young
 //! tile is left to age. That keeps old large tiles and folds young small
-//! ones: 91% kept after 400 steps, 94% after 1,600 (`tests/fold_sim.rs`).
+//! ones; `tests/fold_sim.rs` simulates both, and docs/measurements.md has
+//! the figures.
 //!
 //! Pure: the engine reads the counters (`@stats_print`) only when a fold
 //! is due and hands them in.
@@ -34,11 +34,9 @@ use crate::dmstats::RegionId;
 use crate::extent::Extent;
 use crate::plan::diff::{self, Member, Plan};
 
-/// Extra regions a group may hold beyond one per extent. At ~90 KiB a
-/// region, 64 is under 6 MiB of kernel memory per group; in simulated long
-/// growth it keeps 91% of uniform reads over 400 steps, where 32 keeps 89%
-/// and 128 keeps 93% (`tests/fold_sim.rs`), and a file grown in up to 64
-/// steps loses nothing.
+/// Extra regions a group may hold beyond one per extent: a file grown in up
+/// to 64 steps loses no counts, and the memory and fidelity this costs are
+/// weighed in docs/measurements.md ("Why a budget of 64").
 pub(crate) const DEFAULT_BUDGET: usize = 64;
 
 /// One tile of an extent as the policy sees it.
