@@ -27,12 +27,13 @@
 //!
 //! Owns: [`Engine`] (what it knows of the group, the looks and the
 //! messages it sends; the apply order in `apply`), [`EngineError`],
-//! [`Outcome`], [`Summary`]. Touches: the device only
+//! [`Outcome`], [`Summary`], [`Warning`]. Touches: the device only
 //! through [`Device`]; what the group is comes from [`crate::plan::group`], what
 //! to do about regions we made from [`crate::engine::ledger`], about regions a
 //! stopped daemon left from [`crate::engine::mark`]. [`Engine::load`]
 //! only reads; every delete is part of an update ([`Engine::sync`],
-//! [`Engine::remove`]) or of [`Engine::sweep`].
+//! [`Engine::remove`]), of [`Engine::sweep`], or takes back a new
+//! group's first region (`Engine::found`, `unmap` after a stopped `map`).
 
 mod apply;
 pub(crate) mod ledger;
@@ -220,7 +221,7 @@ impl<D: Device> Engine<D> {
 
     /// What the engine noticed and worked around since the last call:
     /// members someone else deleted, unreadable list lines (once each),
-    /// stale descriptors stripped. One line each, for the log.
+    /// stale descriptors stripped. One each; its `Display` is the log line.
     pub fn take_warnings(&mut self) -> Vec<Warning> {
         std::mem::take(&mut self.warnings)
     }

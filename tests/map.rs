@@ -21,7 +21,7 @@ use dmfilemapd::{
 use dmfilemapd::{fingerprint, Mark, BATCH};
 use dmfilemapd::{Descriptor, Dialect, Region, RegionId};
 use dmfilemapd::{Device, DeviceError};
-use dmfilemapd::{Engine, EngineError, Outcome};
+use dmfilemapd::{Engine, EngineError, Outcome, Warning};
 
 const P: &str = DMSTATS_PROGRAM;
 
@@ -373,7 +373,20 @@ fn unmap_after_kill(
     for gid in &leaders {
         let mut dm = FakeDm::new();
         dm.regions = state.clone();
-        delete_group(&mut dm, *gid).unwrap_or_else(|e| panic!("{what}: unmap of {gid}: {e}"));
+        let done =
+            delete_group(&mut dm, *gid).unwrap_or_else(|e| panic!("{what}: unmap of {gid}: {e}"));
+        // What it settled, it says, and every region it meant to delete went.
+        assert!(
+            done.warnings
+                .iter()
+                .all(|w| !matches!(w, Warning::NotDeleted { .. })),
+            "{what}: {:?}",
+            done.warnings
+        );
+        assert!(
+            out.is_empty() || !done.warnings.is_empty(),
+            "{what}: settled silently"
+        );
         runs.push((format!("{what}, unmap --group {gid}"), dm));
     }
     if leaders.is_empty() {
@@ -387,7 +400,18 @@ fn unmap_after_kill(
         );
         let ids = strays(&list, extents);
         assert_eq!(ids, out, "{what}: only the first region, marked");
-        delete_strays(&mut dm, &ids).unwrap();
+        let done = delete_strays(&mut dm, &ids).unwrap();
+        let said: Vec<Option<RegionId>> = (done.warnings.iter())
+            .map(|w| match w {
+                Warning::FirstRegionDeleted(id) => Some(*id),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            said,
+            ids.iter().copied().map(Some).collect::<Vec<_>>(),
+            "{what}"
+        );
         runs.push((format!("{what}, unmap FILE"), dm));
     }
     for (what, dm) in runs {

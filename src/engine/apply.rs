@@ -4,7 +4,9 @@
 //! wanted, then deleting those. So at most [`BATCH`] regions of ours are
 //! outside the group at any instant, and each carries a mark
 //! ([`crate::engine::mark`]) from which the next daemon, should this one be killed
-//! there, settles them.
+//! there, settles them. `map` starts a new group with [`Engine::found`]
+//! (its first region, then the descriptor naming it) and grows it with
+//! [`Engine::sync`].
 //!
 //! A failed create or descriptor write takes back the step's new regions;
 //! any other failure, or a stop request, ends with a repair: one
