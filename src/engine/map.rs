@@ -148,13 +148,15 @@ pub fn create_group<D: Device>(
         Err(e) => return Err(e.into()),
     }
     // The rest, as the engine grows any group.
-    let cause = match extents.len() > 1 {
-        false => None,
-        true => match engine.sync(extents, stop) {
-            Ok(Outcome::Interrupted(_)) => Some(MapError::Stopped),
-            Ok(_) => None,
-            Err(e) => Some(e.into()),
-        },
+    let grown = if extents.len() > 1 {
+        engine.sync(extents, stop)
+    } else {
+        Ok(Outcome::Unchanged)
+    };
+    let cause = match grown {
+        Ok(Outcome::Interrupted(_)) => Some(MapError::Stopped),
+        Ok(_) => None,
+        Err(e) => Some(MapError::from(e)),
     };
     let group_id = engine.group_id();
     if let Some(cause) = cause {
