@@ -8,7 +8,7 @@
 //! 2. every region of ours that exists is named by the descriptor, which
 //!    sits on the lowest of them, and no other of them holds a descriptor.
 //!
-//! An update goes in steps of at most [`BATCH`](crate::engine::mark::BATCH) regions, so that a kill
+//! An update goes in steps of at most [`BATCH`] regions, so that a kill
 //! at any instant leaves at most that many of ours outside the group; the
 //! order of each step, and what a failure takes back, is the `apply` module's.
 //!
@@ -27,17 +27,22 @@
 //!
 //! Owns: [`Engine`] (what it knows of the group, the looks and the
 //! messages it sends; the apply order in `apply`), [`EngineError`],
-//! [`Outcome`], [`Summary`]. Touches: the device only
+//! [`Outcome`], [`Summary`], [`Warning`]. Touches: the device only
 //! through [`Device`]; what the group is comes from [`crate::plan::group`], what
 //! to do about regions we made from [`crate::engine::ledger`], about regions a
 //! stopped daemon left from [`crate::engine::mark`]. [`Engine::load`]
 //! only reads; every delete is part of an update ([`Engine::sync`],
-//! [`Engine::remove`]) or of [`Engine::sweep`].
+//! [`Engine::remove`]), of [`Engine::sweep`], or takes back a new
+//! group's first region (`Engine::found`, `unmap` after a stopped `map`).
 
 mod apply;
 pub(crate) mod ledger;
 pub(crate) mod map;
 pub(crate) mod mark;
+mod warning;
+
+pub use apply::BATCH;
+pub use warning::Warning;
 
 use std::collections::BTreeMap;
 
@@ -167,7 +172,7 @@ pub struct Engine<D: Device> {
     /// The regions we made that a rival may have dropped.
     ledger: Ledger,
     /// For the log; see [`Engine::take_warnings`].
-    warnings: Vec<String>,
+    warnings: Vec<Warning>,
     /// The unreadable lines of the last list, so each is warned about once.
     skipped: Vec<SkippedLine>,
     /// What a stopped update left outside the group, as the last look saw
@@ -216,8 +221,8 @@ impl<D: Device> Engine<D> {
 
     /// What the engine noticed and worked around since the last call:
     /// members someone else deleted, unreadable list lines (once each),
-    /// stale descriptors stripped. One line each, for the log.
-    pub fn take_warnings(&mut self) -> Vec<String> {
+    /// stale descriptors stripped. One each; its `Display` is the log line.
+    pub fn take_warnings(&mut self) -> Vec<Warning> {
         std::mem::take(&mut self.warnings)
     }
 
@@ -241,10 +246,10 @@ impl<D: Device> Engine<D> {
         let first = self.program_id.is_none();
         let (regions, skipped) = self.list()?;
         for line in skipped.iter().filter(|l| !self.skipped.contains(l)) {
-            self.warnings.push(format!(
-                "@stats_list line {} skipped: {}",
-                line.line_no, line.reason
-            ));
+            self.warnings.push(Warning::UnreadableLine {
+                line_no: line.line_no,
+                reason: line.reason,
+            });
         }
         self.skipped = skipped;
         let list = group::by_id(regions);
@@ -342,14 +347,11 @@ impl<D: Device> Engine<D> {
     /// it gives up a group a rival took, as no update of its follows.
     pub fn sweep(&mut self) {
         for id in self.ledger.take_orphans() {
-            match self.delete(id) {
-                Ok(()) => self.warnings.push(format!(
-                    "region {id} of ours was left outside the group (a rival updater, a failed repair): deleted"
-                )),
-                Err(e) => self
-                    .warnings
-                    .push(format!("region {id} is outside the group and will not go: {e}")),
-            }
+            let warning = match self.delete(id) {
+                Ok(()) => Warning::OrphanDeleted(id),
+                Err(e) => Warning::not_deleted(id, e),
+            };
+            self.warnings.push(warning);
         }
     }
 
@@ -364,22 +366,17 @@ impl<D: Device> Engine<D> {
         let settlement = std::mem::take(&mut self.settlement);
         self.settled = true;
         for id in settlement.delete {
-            match self.delete(id) {
-                Ok(()) => self.warnings.push(format!(
-                    "region {id} was left outside the group by a stopped update: deleted"
-                )),
-                Err(e) => self.warnings.push(format!(
-                    "region {id} is outside the group and will not go: {e}"
-                )),
-            }
+            let warning = match self.delete(id) {
+                Ok(()) => Warning::StrayDeleted(id),
+                Err(e) => Warning::not_deleted(id, e),
+            };
+            self.warnings.push(warning);
         }
         if !settlement.adopt.is_empty() {
-            let ids: Vec<RegionId> = settlement.adopt.iter().map(|r| r.id).collect();
-            self.warnings.push(format!(
-                "group {}: regions {} were left outside it by a stopped update: adopted",
-                group.id(),
-                dmstats::format_members(&ids)
-            ));
+            self.warnings.push(Warning::Adopted {
+                group: group.id(),
+                regions: settlement.adopt.iter().map(|r| r.id).collect(),
+            });
         }
         Ok((group, settlement.adopt))
     }

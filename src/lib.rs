@@ -50,11 +50,11 @@ pub use dmstats::{
     Dialect, Region, RegionId, NEW_GROUP_DIALECT,
 };
 pub use engine::map::{
-    create_group, delete_group, delete_strays, find_group, first_mark, list, strays, Created,
-    Deleted, FindError, MapError, NewGroup,
+    create_group, delete_group, delete_strays, find_group, list, strays, Created, Deleted,
+    FindError, MapError, NewGroup,
 };
-pub use engine::mark::{fingerprint, Mark, BATCH};
-pub use engine::{Engine, EngineError, Outcome, Summary};
+pub use engine::mark::{fingerprint, first_mark, Mark};
+pub use engine::{Engine, EngineError, Outcome, Summary, Warning, BATCH};
 #[cfg(feature = "testkit")]
 pub use extent::check_merge;
 pub use extent::{merge, Extent, RawExtent, FIEMAP_EXTENT_LAST};

@@ -15,7 +15,7 @@ use dmfilemapd::testkit::fake::{FakeDm, DMSTATS_PROGRAM};
 use dmfilemapd::Extent;
 use dmfilemapd::BATCH;
 use dmfilemapd::{Dialect, Region, RegionId};
-use dmfilemapd::{Engine, Outcome};
+use dmfilemapd::{Engine, Outcome, Warning};
 
 const P: &str = DMSTATS_PROGRAM;
 const ALIAS: &str = "the file";
@@ -100,6 +100,13 @@ fn sweep(old: &[Extent], new: &[Extent]) -> Sweep {
             next.sync(new, &never)
                 .unwrap_or_else(|e| panic!("{what}, restarted on {gid}: {e}"));
             let what = format!("{what}, restarted on {gid}");
+            // What it settled, it says, and every region it meant to delete went.
+            let w = next.take_warnings();
+            assert!(before == 0 || !w.is_empty(), "{what}: settled silently");
+            assert!(
+                w.iter().all(|w| !matches!(w, Warning::NotDeleted { .. })),
+                "{what}: {w:?}"
+            );
             let after = outside(&next.dev.regions, &hand, &what);
             out.worst_after = out.worst_after.max(after);
             assert_eq!(after, 0, "{what}: left outside: {:#?}", next.dev.regions);

@@ -21,7 +21,7 @@ use dmfilemapd::{
 use dmfilemapd::{fingerprint, Mark, BATCH};
 use dmfilemapd::{Descriptor, Dialect, Region, RegionId};
 use dmfilemapd::{Device, DeviceError};
-use dmfilemapd::{Engine, Outcome};
+use dmfilemapd::{Engine, EngineError, Outcome, Warning};
 
 const P: &str = DMSTATS_PROGRAM;
 
@@ -90,17 +90,22 @@ fn map_makes_what_dmstats_makes() {
             r.aux_data = "-".into();
         }
         assert_eq!(seen, theirs.regions, "{alias:?}");
-        // One create, the group of one; the other creates in file order
-        // (one step), the descriptor naming them.
-        assert_eq!(ours.log.len(), 6);
-        let creates = [&ours.log[0], &ours.log[2], &ours.log[3], &ours.log[4]];
+        // One create, the group of one; the engine's list of it, the other
+        // creates in file order (one step), its look for a rival, the
+        // descriptor naming them.
+        assert_eq!(ours.log.len(), 8);
+        let creates = [&ours.log[0], &ours.log[3], &ours.log[4], &ours.log[5]];
         assert!(creates
             .iter()
             .all(|m| m.starts_with("@stats_create ") && m.contains(" /1 ")));
         assert!(ours.log[0].ends_with(&format!(" dmstats {}", first_mark())));
-        assert!(ours.log[2..5].iter().all(|m| m.ends_with(&joined)));
+        assert!(ours.log[3..6].iter().all(|m| m.ends_with(&joined)));
+        assert_eq!(
+            [&ours.log[2][..], &ours.log[6][..]],
+            ["@stats_list", &format!("@stats_list {P}")]
+        );
         assert!(ours.log[0].starts_with(&format!("@stats_create {}+64 /1", 5 * 2048)));
-        for k in [1, 5] {
+        for k in [1, 7] {
             assert!(ours.log[k].starts_with(&format!("@stats_set_aux {g} DMS_GROUP=")));
         }
         assert!(first.starts_with("DMS_GROUP="));
@@ -303,7 +308,7 @@ fn unmap_refuses_what_is_not_a_group() {
         (1, "led by region"),
     ] {
         match delete_group(&mut dm, id) {
-            Err(e @ MapError::NotAGroup { .. }) => {
+            Err(MapError::Engine(e @ EngineError::NotAGroup { .. })) => {
                 assert!(e.to_string().contains(why), "{e}")
             }
             other => panic!("{id}: {other:?}"),
@@ -368,7 +373,20 @@ fn unmap_after_kill(
     for gid in &leaders {
         let mut dm = FakeDm::new();
         dm.regions = state.clone();
-        delete_group(&mut dm, *gid).unwrap_or_else(|e| panic!("{what}: unmap of {gid}: {e}"));
+        let done =
+            delete_group(&mut dm, *gid).unwrap_or_else(|e| panic!("{what}: unmap of {gid}: {e}"));
+        // What it settled, it says, and every region it meant to delete went.
+        assert!(
+            done.warnings
+                .iter()
+                .all(|w| !matches!(w, Warning::NotDeleted { .. })),
+            "{what}: {:?}",
+            done.warnings
+        );
+        assert!(
+            out.is_empty() || !done.warnings.is_empty(),
+            "{what}: settled silently"
+        );
         runs.push((format!("{what}, unmap --group {gid}"), dm));
     }
     if leaders.is_empty() {
@@ -382,7 +400,18 @@ fn unmap_after_kill(
         );
         let ids = strays(&list, extents);
         assert_eq!(ids, out, "{what}: only the first region, marked");
-        delete_strays(&mut dm, &ids).unwrap();
+        let done = delete_strays(&mut dm, &ids).unwrap();
+        let said: Vec<Option<RegionId>> = (done.warnings.iter())
+            .map(|w| match w {
+                Warning::FirstRegionDeleted(id) => Some(*id),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            said,
+            ids.iter().copied().map(Some).collect::<Vec<_>>(),
+            "{what}"
+        );
         runs.push((format!("{what}, unmap FILE"), dm));
     }
     for (what, dm) in runs {
@@ -416,8 +445,9 @@ fn map_killed_after_any_message() {
     };
     let made = create_group(&mut dev, &extents, &spec(KILLED), &never).unwrap();
     let n = extents.len();
-    // One descriptor write per step of creates, and the first one's.
-    assert_eq!(dev.states.len(), n + 1 + (n - 1).div_ceil(BATCH));
+    // One descriptor write per step of creates, and the first one's; the
+    // engine's list of the group of one, and its look for a rival.
+    assert_eq!(dev.states.len(), n + 1 + (n - 1).div_ceil(BATCH) + 2);
     converged(&dev.dm, made.group_id, &extents);
     let mut worst = 0;
     for (k, state) in dev.states.iter().enumerate() {

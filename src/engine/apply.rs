@@ -4,7 +4,9 @@
 //! wanted, then deleting those. So at most [`BATCH`] regions of ours are
 //! outside the group at any instant, and each carries a mark
 //! ([`crate::engine::mark`]) from which the next daemon, should this one be killed
-//! there, settles them.
+//! there, settles them. `map` starts a new group with [`Engine::found`]
+//! (its first region, then the descriptor naming it) and grows it with
+//! [`Engine::sync`].
 //!
 //! A failed create or descriptor write takes back the step's new regions;
 //! any other failure, or a stop request, ends with a repair: one
@@ -14,14 +16,20 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::{Engine, EngineError, Outcome, Summary};
+use super::{Engine, EngineError, Outcome, Summary, Warning};
 use crate::dmstats::Device;
 use crate::dmstats::{self, Descriptor, Region, RegionId};
-use crate::engine::mark::{fingerprint, Mark, BATCH};
+use crate::engine::mark::{fingerprint, first_mark, Mark};
 use crate::extent::Extent;
 use crate::plan::diff::{self, Member};
 use crate::plan::fold;
 use crate::plan::group::{self, Group};
+
+/// The step: the most regions an update creates, or drops, at a time, and
+/// so the most of ours outside the group at any instant. One descriptor
+/// write per step, so a bigger step costs fewer messages but strands more
+/// regions for the next daemon to settle after a kill.
+pub const BATCH: usize = 32;
 
 /// What the engine knows of the group's regions while it changes them: the
 /// aux data of every region of ours that exists, as last listed or written.
@@ -100,17 +108,14 @@ impl<D: Device> Engine<D> {
             return Ok(Outcome::Unchanged);
         }
         if !group.missing.is_empty() {
-            self.warnings.push(format!(
-                "group {}: member regions {} deleted by someone else",
-                group.id(),
-                dmstats::format_members(&group.missing)
-            ));
+            self.warnings.push(Warning::MembersGone {
+                group: group.id(),
+                regions: group.missing.clone(),
+            });
         }
         if stale {
-            self.warnings.push(format!(
-                "group {}: a member still holds an old descriptor; stripping it",
-                group.id()
-            ));
+            self.warnings
+                .push(Warning::StaleDescriptor { group: group.id() });
         }
 
         let mut ours = Ours::of(&group, &adopted);
@@ -216,6 +221,42 @@ impl<D: Device> Engine<D> {
         }
         self.probe = self.probe_after(&group, listed);
         Ok(Outcome::Updated(finish(self, summary)))
+    }
+
+    /// A new group's first step, before [`Engine::sync`] grows it: the
+    /// region over `first` (with `template`'s program id, precision and
+    /// histogram), then `descriptor` naming it alone, a group of one. No
+    /// descriptor stands while the region is made, so it carries the mark
+    /// of none (`first_mark`): a kill between the two messages leaves it
+    /// alone, outside every group and recognisable. A failed descriptor
+    /// write deletes it again; when that fails too, the error is
+    /// [`EngineError::Unrepaired`] and [`Engine::group_id`] names it.
+    pub(super) fn found(
+        &mut self,
+        first: Extent,
+        template: &Region,
+        descriptor: Descriptor,
+    ) -> Result<(), EngineError> {
+        let mark = first_mark();
+        let id = self.create(first, template, &mark)?;
+        self.group_id = id;
+        // This engine made the group: no stopped update of it left
+        // anything outside it to settle.
+        self.settled = true;
+        let mut ours = Ours {
+            aux: BTreeMap::from([(id, mark)]),
+            template: descriptor,
+        };
+        if let Err(cause) = self.write_descriptor(&mut ours, &[id]) {
+            return Err(match self.delete(id) {
+                Ok(()) => cause,
+                Err(repair) => EngineError::Unrepaired {
+                    cause: Box::new(cause),
+                    repair: Box::new(repair),
+                },
+            });
+        }
+        Ok(())
     }
 
     /// Write the descriptor naming `named` with `made` and without `drop`

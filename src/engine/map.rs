@@ -2,24 +2,27 @@
 //! `dmstats create --filemap` makes one, find the group of a file, and
 //! delete a group. Generic over [`Device`], so tests run on the fake.
 //!
-//! Both keep the engine's rule for a SIGKILL at any instant (see
-//! [`crate::engine`], [`crate::engine::mark`]): at most [`BATCH`] regions of ours
-//! outside the group, no descriptor naming a missing region, and what a
-//! kill leaves is settled by the next `unmap` of the group or daemon on it.
+//! Neither sends a message of its own: both are the engine's steps (the
+//! apply order, `engine::apply`), so both keep its rule for a SIGKILL at
+//! any instant: at most `BATCH` regions of ours outside the group, no
+//! descriptor naming a missing region, and what a kill leaves is settled
+//! by the next `unmap` of the group or daemon on it (`engine::mark`).
 //!
 //! A new group is what dmstats makes: one region per merged extent in file
 //! order, step `/1`, program id `dmstats`, the options on every region, the
-//! descriptor on the lowest id. It grows as the engine grows a group: the
-//! first region, then its descriptor (a group of one), then steps of up to
-//! [`BATCH`] creates each followed by one descriptor write naming them
-//! (N + 1 + N/32 messages for N extents). Each region carries, from its
-//! `@stats_create`, the mark of the descriptor standing when it was made
-//! (`-dmfilemapd:made:<fingerprint>`), which libdm reads as empty aux data
-//! as it reads dmstats' `-`: so a kill mid-step leaves regions the next
-//! unmap or daemon adopts, and a region made by hand is never taken for
-//! one. The first region's mark is that of no descriptor (`fingerprint("")`):
-//! a kill before the first descriptor write leaves it alone, outside any
-//! group, and recognisable. A failure or a stop deletes the part made.
+//! descriptor on the lowest id. The engine founds it (`Engine::found`: the
+//! first region, marked as made under no descriptor, then its descriptor,
+//! a group of one) and grows it with [`Engine::sync`] as it grows any
+//! group: a list, then steps of up to `BATCH` creates, each marked with
+//! the standing descriptor's fingerprint and followed by one descriptor
+//! write naming them, with one more list before the first write (the look
+//! for a rival). So N + 1 + ceil((N - 1) / 32) messages, and two lists,
+//! for N > 1 extents. The marks read as empty aux data to libdm, as
+//! dmstats' `-` does: a kill mid-step leaves regions the next unmap or
+//! daemon adopts, a kill before the first descriptor write leaves the
+//! first region alone, outside any group and recognisable ([`strays`]),
+//! and a region made by hand is never taken for one of ours. A failure or
+//! a stop deletes the part made.
 //!
 //! Deleting is the engine's own removal ([`Engine::remove_step`]): from a
 //! fresh list each step, one batch of members leaves the descriptor (its
@@ -28,12 +31,11 @@
 //! deletes members a daemon following the group re-creates meanwhile.
 
 use crate::dmstats::bounds::Histogram;
-use crate::dmstats::{self, AliasError, Descriptor, MessageError, Region, RegionId};
-use crate::dmstats::{Device, DeviceError};
-use crate::engine::mark::{fingerprint, Mark, BATCH};
-use crate::engine::{Engine, EngineError};
+use crate::dmstats::{self, AliasError, Descriptor, Device, Region, RegionId};
+use crate::engine::mark::first_mark;
+use crate::engine::{Engine, EngineError, Outcome, Warning};
 use crate::extent::Extent;
-use crate::plan::group::{self, Group, List, NotAGroup};
+use crate::plan::group::{self, Group, List};
 
 /// The program id dmstats gives the regions of a filemap group.
 pub(crate) const PROGRAM_ID: &str = "dmstats";
@@ -53,13 +55,13 @@ pub struct Created {
 }
 
 /// What `unmap` deleted.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Debug, Default)]
 pub struct Deleted {
     pub regions: usize,
     pub messages: usize,
     /// What the engine worked around (regions a stopped `map`, `unmap` or
-    /// daemon left, members someone else deleted), one line each.
-    pub warnings: Vec<String>,
+    /// daemon left, members someone else deleted), one each.
+    pub warnings: Vec<Warning>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -68,24 +70,12 @@ pub enum MapError {
     NoExtents,
     #[error(transparent)]
     Alias(#[from] AliasError),
-    #[error(transparent)]
-    Message(#[from] MessageError),
-    #[error("{msg}: {source}")]
-    Device { msg: String, source: DeviceError },
-    #[error("unexpected reply to {msg:?}: {reply:?}")]
-    BadReply { msg: String, reply: String },
     #[error("stopped by a signal")]
     Stopped,
-    #[error("region {id} is not a filemap group: {source}")]
-    NotAGroup {
-        id: RegionId,
-        #[source]
-        source: NotAGroup,
-    },
-    /// Deleting a group failed part way; the engine left it consistent
-    /// (or says why not).
+    /// A step failed (the device, a reply, not a group): the engine's
+    /// error, which says too when its repair failed.
     #[error(transparent)]
-    Engine(EngineError),
+    Engine(#[from] EngineError),
     /// Cleaning up after `cause` failed too: the first region, before it
     /// had a descriptor.
     #[error("{cause}; regions {left} could not be deleted")]
@@ -97,15 +87,6 @@ pub enum MapError {
         group: RegionId,
         undo: Box<MapError>,
     },
-}
-
-impl From<EngineError> for MapError {
-    fn from(e: EngineError) -> Self {
-        match e {
-            EngineError::NotAGroup { id, reason } => MapError::NotAGroup { id, source: reason },
-            e => MapError::Engine(e),
-        }
-    }
 }
 
 /// Why no single group was found for a file.
@@ -121,28 +102,11 @@ pub enum FindError {
     Ambiguous(Vec<RegionId>),
 }
 
-fn send<D: Device>(dev: &mut D, sent: &mut usize, msg: String) -> Result<String, MapError> {
-    *sent += 1;
-    dev.message(&msg)
-        .map_err(|source| MapError::Device { msg, source })
-}
-
 /// Every region on the device, by id (one `@stats_list`).
 pub fn list<D: Device>(dev: &mut D) -> Result<List, MapError> {
-    list_all(dev, &mut 0)
-}
-
-fn list_all<D: Device>(dev: &mut D, sent: &mut usize) -> Result<List, MapError> {
-    let reply = send(dev, sent, dmstats::msg_list(None)?)?;
-    Ok(group::by_id(dmstats::parse_list(&reply).0))
-}
-
-/// The mark of `map`'s first region, made before any descriptor stood.
-pub fn first_mark() -> String {
-    Mark::Made {
-        under: fingerprint(""),
-    }
-    .format()
+    // An engine that has loaded no group lists every program's regions.
+    let (regions, _) = Engine::new(dev, 0).list()?;
+    Ok(group::by_id(regions))
 }
 
 /// Make the group of a file whose merged extents are `extents` (in file
@@ -154,11 +118,11 @@ pub fn create_group<D: Device>(
     spec: &NewGroup,
     stop: &dyn Fn() -> bool,
 ) -> Result<Created, MapError> {
-    let Some((&first, rest)) = extents.split_first() else {
+    let Some(&first) = extents.first() else {
         return Err(MapError::NoExtents);
     };
     // Refused before anything exists.
-    Descriptor::for_new_group(&spec.alias, vec![0])?;
+    let descriptor = Descriptor::for_new_group(&spec.alias, vec![0])?;
     let template = Region {
         id: 0,
         start: 0,
@@ -169,96 +133,44 @@ pub fn create_group<D: Device>(
         precise: spec.histogram.precise,
         histogram: spec.histogram.bounds.clone(),
     };
-    let mut sent = 0;
     if stop() {
         return Err(MapError::Stopped);
     }
-    let leader = create(dev, &mut sent, first, &template, &first_mark())?;
-    let mut members = vec![leader];
-    let mut standing = match publish(dev, &mut sent, &spec.alias, &members) {
-        Ok(text) => text,
-        Err(e) => return Err(undo(dev, leader, e)),
+    let mut engine = Engine::new(&mut *dev, 0);
+    match engine.found(first, &template, descriptor) {
+        Ok(()) => {}
+        Err(EngineError::Unrepaired { cause, .. }) => {
+            return Err(MapError::Leftover {
+                cause: Box::new(MapError::from(*cause)),
+                left: engine.group_id().to_string(),
+            })
+        }
+        Err(e) => return Err(e.into()),
+    }
+    // The rest, as the engine grows any group.
+    let grown = if extents.len() > 1 {
+        engine.sync(extents, stop)
+    } else {
+        Ok(Outcome::Unchanged)
     };
-    for step in rest.chunks(BATCH) {
-        let mark = Mark::Made {
-            under: fingerprint(&standing),
-        }
-        .format();
-        let old_leader = members[0];
-        for &extent in step {
-            let made = if stop() {
-                Err(MapError::Stopped)
-            } else {
-                create(dev, &mut sent, extent, &template, &mark)
-            };
-            match made {
-                Ok(id) => members.push(id),
-                // What this step made carries the standing descriptor's
-                // mark: the removal adopts it with the group.
-                Err(e) => return Err(abandon(dev, old_leader, e)),
-            }
-        }
-        members.sort_unstable();
-        members.dedup();
-        standing = match publish(dev, &mut sent, &spec.alias, &members) {
-            Ok(text) => text,
-            Err(e) => return Err(abandon(dev, old_leader, e)),
-        };
-        // A lower id came free (another program deleted a region): the
-        // descriptor moved down, and the old leader becomes a plain member
-        // as dmstats' are.
-        if members[0] != old_leader {
-            let stripped = dmstats::msg_set_aux(old_leader, "-")
-                .map_err(MapError::from)
-                .and_then(|msg| send(dev, &mut sent, msg));
-            if let Err(e) = stripped {
-                return Err(abandon(dev, members[0], e));
-            }
-        }
+    let cause = match grown {
+        Ok(Outcome::Interrupted(_)) => Some(MapError::Stopped),
+        Ok(_) => None,
+        Err(e) => Some(MapError::from(e)),
+    };
+    let group_id = engine.group_id();
+    if let Some(cause) = cause {
+        // The engine left the group consistent (or says why not), with
+        // what its last step made or adopts by the marks.
+        return Err(abandon(dev, group_id, cause));
     }
     Ok(Created {
-        group_id: members[0],
+        group_id,
         regions: extents.len(),
     })
 }
 
-fn create<D: Device>(
-    dev: &mut D,
-    sent: &mut usize,
-    extent: Extent,
-    template: &Region,
-    mark: &str,
-) -> Result<RegionId, MapError> {
-    let msg = dmstats::msg_create(extent, template, mark)?;
-    let reply = send(dev, sent, msg.clone())?;
-    dmstats::parse_create_reply(&reply).ok_or(MapError::BadReply { msg, reply })
-}
-
-/// The descriptor of a new group naming `members` (sorted), on the lowest.
-/// Returns its text.
-fn publish<D: Device>(
-    dev: &mut D,
-    sent: &mut usize,
-    alias: &str,
-    members: &[RegionId],
-) -> Result<String, MapError> {
-    let text = Descriptor::for_new_group(alias, members.to_vec())?.format();
-    send(dev, sent, dmstats::msg_set_aux(members[0], &text)?)?;
-    Ok(text)
-}
-
-/// Delete the first region, made before any descriptor.
-fn undo<D: Device>(dev: &mut D, id: RegionId, cause: MapError) -> MapError {
-    match delete(dev, &mut 0, id) {
-        Ok(()) => cause,
-        Err(_) => MapError::Leftover {
-            cause: Box::new(cause),
-            left: id.to_string(),
-        },
-    }
-}
-
-/// Delete the part of the group made so far, with what its last step made.
+/// Delete the part of the group made so far.
 fn abandon<D: Device>(dev: &mut D, group: RegionId, cause: MapError) -> MapError {
     match delete_group(dev, group) {
         Ok(_) => cause,
@@ -267,17 +179,6 @@ fn abandon<D: Device>(dev: &mut D, group: RegionId, cause: MapError) -> MapError
             group,
             undo: Box::new(undo),
         },
-    }
-}
-
-/// `@stats_delete`; ENOENT is believed only once a list confirms it.
-fn delete<D: Device>(dev: &mut D, sent: &mut usize, id: RegionId) -> Result<(), MapError> {
-    match send(dev, sent, dmstats::msg_delete(id)) {
-        Err(MapError::Device {
-            source: DeviceError::Os(rustix::io::Errno::NOENT),
-            ..
-        }) if !list_all(dev, sent)?.contains_key(&id) => Ok(()),
-        other => other.map(drop),
     }
 }
 
@@ -329,16 +230,18 @@ pub fn strays(list: &List, extents: &[Extent]) -> Vec<RegionId> {
         .collect()
 }
 
-/// Delete `ids` (from [`strays`]).
+/// Delete `ids` (from [`strays`]), with the engine's confirmed delete.
 pub fn delete_strays<D: Device>(dev: &mut D, ids: &[RegionId]) -> Result<Deleted, MapError> {
+    // An engine that has loaded no group: it only deletes, and lists every
+    // program's regions to confirm an ENOENT.
+    let mut engine = Engine::new(dev, 0);
     let mut done = Deleted::default();
     for &id in ids {
-        delete(dev, &mut done.messages, id)?;
+        engine.delete(id)?;
         done.regions += 1;
-        done.warnings.push(format!(
-            "region {id} was left by a `map` stopped before its group's first descriptor: deleted"
-        ));
+        done.warnings.push(Warning::FirstRegionDeleted(id));
     }
+    done.messages = engine.messages();
     Ok(done)
 }
 

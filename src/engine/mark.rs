@@ -2,11 +2,12 @@
 //! after a killed one can tell which regions outside the group are this
 //! group's, and what it may then conclude ([`settle`]).
 //!
-//! An update keeps at most one batch of regions outside the group at any
-//! instant: those it created since the last descriptor write, or those it
-//! dropped from the descriptor and has not deleted yet. A SIGKILL there
-//! strands them. Nothing in dm-stats ties them to the group (a region made
-//! by hand over the same blocks looks the same), so each carries the proof:
+//! An update keeps at most one batch of regions (the apply order's step,
+//! `BATCH`) outside the group at any instant: those it created since the
+//! last descriptor write, or those it dropped from the descriptor and has
+//! not deleted yet. A SIGKILL there strands them. Nothing in dm-stats ties
+//! them to the group (a region made by hand over the same blocks looks the
+//! same), so each carries the proof:
 //!
 //! - [`Mark::Made`]: every region we create carries, as its aux data from
 //!   the `@stats_create` itself (no extra message), the fingerprint of the
@@ -40,9 +41,6 @@ use std::collections::BTreeSet;
 use crate::dmstats::{self, Region, RegionId};
 use crate::extent::Extent;
 use crate::plan::group::{self, Group, List};
-
-/// The longest batch an update keeps outside the group at any instant.
-pub const BATCH: usize = 32;
 
 const MADE: &str = "-dmfilemapd:made:";
 const DROPPED: &str = "-dmfilemapd:dropped:";
@@ -104,6 +102,15 @@ impl Mark {
             regions,
         })
     }
+}
+
+/// The mark of a new group's first region: made before any descriptor
+/// stood, so under the fingerprint of none.
+pub fn first_mark() -> String {
+    Mark::Made {
+        under: fingerprint(""),
+    }
+    .format()
 }
 
 fn hex16(s: &str) -> Option<u64> {
