@@ -735,8 +735,7 @@ fn ungroup_in_a_crowd_is_noticed_at_the_scaled_list() {
         let leader = dm
             .regions
             .values_mut()
-            .filter(|r| r.aux_data.contains("DMS_GROUP=data:"))
-            .next()
+            .find(|r| r.aux_data.contains("DMS_GROUP=data:"))
             .unwrap();
         leader.aux_data = "-".into();
     });
