@@ -15,16 +15,22 @@
 #   check_group (which lists the device itself: the figure includes that);
 # - the kernel memory of the regions (stats_current_allocated_bytes of
 #   dm_mod, before and after the groups were made) and the daemons' summed RSS.
-# BENCH_C_DAEMON=/usr/local/bin/NAME (a C dmfilemapd handed to the guest with
-# VM_BINS, Debian 12 only: it is started by dmstats from PATH) runs every
-# case again with it in the same boot. Debian ships no C dmfilemapd; none is
-# built or committed here.
+# BENCH_DAEMONS="name=path ..." (default "ours=/usr/local/bin/dmfilemapd")
+# runs every case with each binary in turn, in the same boot, so that they
+# share the host's load (under software emulation a busy host inflates the
+# guest's CPU figures several times over): hand older builds to the guest
+# with VM_BINS (e.g. VM_BINS=/tmp/dmfilemapd-main BENCH_DAEMONS="main=
+# /usr/local/bin/dmfilemapd-main ours=/usr/local/bin/dmfilemapd"). Each runs
+# from a PATH directory of its own under the name dmfilemapd, which is what
+# dmstats execs. A C dmfilemapd (lvm2's, Debian 12 only: it needs Debian
+# 12's libdevmapper) goes the same way, e.g. "c=/usr/local/bin/dmfilemapd-c";
+# Debian ships none and none is built or committed here.
 # Lines start with BENCH; one TABLE line per case and daemon.
 
 CASES=${BENCH_MANY:-40x25 200x5 10x100}
 WINDOWS=${BENCH_WINDOWS:-3}
 SETTLE_S=${BENCH_SETTLE:-35}
-C_DAEMON=${BENCH_C_DAEMON:-}
+DAEMONS=${BENCH_DAEMONS:-ours=/usr/local/bin/dmfilemapd}
 
 # Each figure goes to the results channel as soon as it is known, so a run
 # cut short by the guard still reports what it measured.
@@ -34,6 +40,16 @@ bench() {
 }
 
 now_ms() { awk '{printf "%d\n", $1 * 1000}' /proc/uptime; }
+# The wall time of a fixed piece of work (an awk loop of 200,000 turns), in
+# ms: how slow the host makes the guest just now. Under emulation the guest
+# charges a process for the time its vCPU was not running too, so every CPU
+# figure here scales with it; compare runs by figure / calibration.
+calib() {
+    local t0
+    t0=$(now_ms)
+    awk 'BEGIN { for (i = 0; i < 200000; i++) s += i }'
+    echo $(($(now_ms) - t0))
+}
 alloc() { cat /sys/module/dm_mod/parameters/stats_current_allocated_bytes; }
 
 # Ticks (utime + stime) summed over the pids given; a pid gone counts 0.
@@ -87,7 +103,7 @@ make_files() {
     sync
 }
 
-# one_case WHO N E: WHO is "ours" or "c".
+# one_case WHO N E: WHO names a daemon of BENCH_DAEMONS.
 one_case() {
     local who n e i a0 a1 pids np t0 t1 w idle sum mid f regions rss ms
     who=$1 n=$2 e=$3
@@ -98,12 +114,7 @@ one_case() {
     t0=$(now_ms)
     i=0
     while [ $i -lt "$n" ]; do
-        if [ "$who" = c ]; then
-            PATH=/opt/cdaemon:$PATH dmstats create --filemap "/mnt/xfs/m$i" > /dev/null 2>&1 \
-                || fail "dmstats create --filemap m$i (C daemon)"
-        else
-            map "/mnt/xfs/m$i" > /dev/null 2>&1
-        fi
+        PATH=/opt/bench/$who:$PATH map "/mnt/xfs/m$i" > /dev/null 2>&1
         i=$((i + 1))
     done
     # Every daemon detached and alone in its session.
@@ -124,6 +135,7 @@ one_case() {
     idle=""
     sum=0
     w=0
+    c0=$(calib)
     while [ $w -lt "$WINDOWS" ]; do
         a=$(ticks $pids)
         sleep 10
@@ -132,8 +144,9 @@ one_case() {
         sum=$((sum + b - a))
         w=$((w + 1))
     done
+    c1=$(calib)
     per=$(awk -v s="$sum" -v w="$WINDOWS" -v n="$np" 'BEGIN { printf "%.2f", s / w / n }')
-    bench "BENCH $who ${n}x$e idle: ticks per 10 s, all $np daemons:$idle; per daemon $per"
+    bench "BENCH $who ${n}x$e idle: ticks per 10 s, all $np daemons:$idle; per daemon $per; calibration $c0 ms before, $c1 ms after"
 
     # One file changes while the others idle: fill its first hole.
     mid=$((n / 2))
@@ -152,19 +165,24 @@ one_case() {
     rss=$(rss_kib $pids)
     alive_now=$(detached_pids | wc -l)
     bench "BENCH $who ${n}x$e memory: regions $(((a1 - a0) / 1024)) KiB of kernel memory; daemons' RSS $rss KiB in all ($((rss / np)) each); $alive_now daemons still running"
-    bench "TABLE $who ${n}x$e | ticks/10s:$idle (per daemon $per) | change $ms ms, $((t1 - t0)) ms | $regions regions, $(((a1 - a0) / 1024)) KiB"
+    bench "TABLE $who ${n}x$e | ticks/10s:$idle (per daemon $per; calibration $c0/$c1 ms) | change $ms ms, $((t1 - t0)) ms | $regions regions, $(((a1 - a0) / 1024)) KiB"
     kill_daemons
     clear_device xfs
 }
 
-if [ -n "$C_DAEMON" ]; then
-    mkdir -p /opt/cdaemon
-    ln -sf "$C_DAEMON" /opt/cdaemon/dmfilemapd
-fi
+names=""
+for d in $DAEMONS; do
+    mkdir -p "/opt/bench/${d%%=*}"
+    # A copy, not a link: the daemon re-executes itself to detach, and the
+    # helpers find daemons by the name dmfilemapd.
+    cp "${d#*=}" "/opt/bench/${d%%=*}/dmfilemapd" || fail "no daemon at ${d#*=}"
+    names="$names ${d%%=*}"
+done
 for c in $CASES; do
     n=${c%x*} e=${c#*x}
     t=$(now_ms)
-    one_case ours "$n" "$e"
-    [ -z "$C_DAEMON" ] || one_case c "$n" "$e"
+    for who in $names; do
+        one_case "$who" "$n" "$e"
+    done
     bench "BENCH case $c took $((($(now_ms) - t) / 1000)) s"
 done
