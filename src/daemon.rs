@@ -303,11 +303,11 @@ impl<D: Device, S: Scanner> Daemon<D, S> {
         FULL_CHECK_INTERVAL * ratio.clamp(1, max as usize) as u32
     }
 
-    /// The check, every [`CHECK_INTERVAL`]: the group exists, and still holds what we
-    /// applied (another program may have deleted a member). Probes of the
-    /// leader and, in turn, of the members answer for the group in
-    /// between full lists; any doubt (a region gone or changed, a failed
-    /// probe) is settled by a list.
+    /// The check, every [`CHECK_INTERVAL`]: the group exists, and still
+    /// holds what we applied (another program may have deleted a member).
+    /// Probes of the leader and, in turn, of the members answer for the
+    /// group in between full lists; any doubt (a region gone or changed, a
+    /// failed probe) is settled by a list.
     fn check(&mut self, now: Instant) -> Result<Option<Exit>, Error> {
         self.checked = Some(now);
         if self.listed.is_some_and(|t| now < t + self.list_interval()) {

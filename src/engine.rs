@@ -307,12 +307,13 @@ impl<D: Device> Engine<D> {
     /// Blind to the aux data: the group ungrouped (`dmstats ungroup`
     /// rewrites the leader's aux data and nothing else), or its descriptor
     /// rewritten, by another program shows only in a load; a member
-    /// deleted shows in [`probe_members`](Self::probe_members). It does not vouch for
-    /// the group either while regions we made have not been seen in it
-    /// since (false, without a message): a second updater that wrote its
-    /// descriptor over ours on the same leader left them outside, only we
-    /// know them, and with the file unchanged no update of ours follows
-    /// to sweep them. One list after each update that created regions.
+    /// deleted shows in [`probe_members`](Self::probe_members). It does
+    /// not vouch for the group either while regions we made have not been
+    /// seen in it since (false, without a message): a second updater that
+    /// wrote its descriptor over ours on the same leader left them
+    /// outside, only we know them, and with the file unchanged no update
+    /// of ours follows to sweep them. One list after each update that
+    /// created regions.
     pub fn probe(&mut self) -> Result<bool, EngineError> {
         let Some(probe) = self.probe.clone() else {
             return Ok(false);
