@@ -3,12 +3,16 @@
 //! One cycle: look at the file (a cheap `fstat`; in path mode a re-open), and
 //! only when inotify or the `fstat` fingerprint says it may have changed, scan
 //! its extents with FIEMAP. When they differ from the ones last applied, bring
-//! the group in line ([`Engine::sync`], which lists the group). Once a
-//! second the group's leader is probed ([`Engine::probe`], one short
-//! message whatever the group's size) to see the group still exists; it is
-//! listed in full ([`Engine::load`]) only when the probe sees a change, and
-//! every [`FULL_CHECK_INTERVAL`] for what a probe cannot see. Then sleep on
-//! inotify and the stop signals, with no other wake-up.
+//! the group in line ([`Engine::sync`], which lists the group). Then the
+//! idle check, whose cost follows the group's own size, not the device's:
+//! every [`CHECK_INTERVAL`] the leader is probed ([`Engine::probe`], one
+//! short message), and so are the group's members in turn, each once in
+//! [`MEMBER_ROUND`] checks ([`Engine::probe_members`]); the group is listed
+//! in full ([`Engine::load`]) when a probe sees a change, and otherwise
+//! every [`FULL_CHECK_INTERVAL`] times the device's regions over the
+//! group's ([`Daemon::list_interval`]), for what no probe can see: the
+//! group ungrouped or its descriptor rewritten by another program. Then
+//! sleep on inotify and the stop signals, with no other wake-up.
 //!
 //! Owns: [`Daemon`], [`Exit`], the timing of updates and checks. Touches:
 //! the group only through [`Engine`], the file only through [`Scanner`]
@@ -28,14 +32,34 @@ use source::{Look, Scanner, SourceError, Stamp};
 
 /// At most two updates (and FIEMAP calls) a second, as C.
 pub(crate) const UPDATE_INTERVAL: Duration = Duration::from_millis(500);
-/// The group's leader is probed this often, to notice the group's deletion.
-pub(crate) const CHECK_INTERVAL: Duration = Duration::from_secs(1);
-/// The group is listed in full at least this often, to notice what the
-/// probe cannot: a member deleted, or the group ungrouped, by another
-/// program. A list costs in proportion to the regions of the device (see
-/// docs/measurements.md), and what it finds late cannot lead an update
-/// astray, as every update lists first.
+/// The group's leader is probed this often: a group deleted (its leader
+/// with it) is noticed within 5 s (C: within a second). Each check is a
+/// wake-up whose cost is several times the probe's kernel time, so with
+/// many daemons on a device checks once a second would cost more than all
+/// else an idle daemon does (docs/measurements.md). Until the check sees
+/// it, a daemon whose group is gone only reads.
+pub(crate) const CHECK_INTERVAL: Duration = Duration::from_secs(5);
+/// Each member is probed once per round of this many checks (60 s), a few
+/// members per check (`members / MEMBER_ROUND` on average, carried over
+/// from check to check): a member deleted by another program is noticed
+/// within 65 s, at a cost of one `@stats_print` per member per minute,
+/// whatever else is on the device.
+pub(crate) const MEMBER_ROUND: usize = 12;
+/// The group is listed in full at least this often when it is all of the
+/// device, to notice what no probe can: the group ungrouped, or its
+/// descriptor rewritten, by another program (both change only the
+/// leader's aux data, which only a list shows). A list costs in
+/// proportion to every region it returns, so the interval grows with the regions the
+/// last list returned over the group's own ([`Daemon::list_interval`]):
+/// N daemons of M regions on one device then list M regions' worth every
+/// 30 s each, not the device's. What a list finds late cannot lead an
+/// update astray: every update lists first.
 pub(crate) const FULL_CHECK_INTERVAL: Duration = Duration::from_secs(30);
+/// The longest interval between full lists (60 x the shortest): an
+/// ungroup by another program is noticed within 30 minutes, however many
+/// other regions share the device. Past 60 regions on the device for each
+/// of the group's, lists cost a little more than the group's share.
+pub(crate) const FULL_CHECK_MAX: Duration = Duration::from_secs(30 * 60);
 /// While the file holds data in delayed allocation (no address yet), it is
 /// scanned again this often (a FIEMAP without forced writeback is cheap),
 /// so the group follows the kernel's own writeback within about a second.
@@ -91,8 +115,12 @@ pub struct Counters {
     pub syncs: u64,
     /// Calls to [`Engine::load`] by the check (a full list).
     pub loads: u64,
-    /// Calls to [`Engine::probe`] (the once-a-second check).
+    /// Calls to [`Engine::probe`] (the check of the leader, every
+    /// [`CHECK_INTERVAL`]).
     pub probes: u64,
+    /// Members probed by [`Engine::probe_members`] (one message each at
+    /// most; a round stops at the first change).
+    pub member_probes: u64,
     /// Failed updates or checks that were retried.
     pub failures: u64,
 }
@@ -112,6 +140,9 @@ pub struct Daemon<D: Device, S: Scanner> {
     listed: Option<Instant>,
     /// When the group was last checked, by a probe or a list.
     checked: Option<Instant>,
+    /// Member probes earned and not yet sent, in 1/[`MEMBER_ROUND`] of a
+    /// probe: each check earns one per member.
+    credit: usize,
 }
 
 impl<D: Device, S: Scanner> Daemon<D, S> {
@@ -126,6 +157,7 @@ impl<D: Device, S: Scanner> Daemon<D, S> {
             not_before: None,
             listed: None,
             checked: None,
+            credit: 0,
         }
     }
 
@@ -275,24 +307,50 @@ impl<D: Device, S: Scanner> Daemon<D, S> {
         Ok(None)
     }
 
-    /// The once-a-second check: the group exists, and still holds what we
-    /// applied (another program may have deleted a member). A probe of the
-    /// leader answers for the group in between full lists; any doubt (a
-    /// leader gone or changed, a failed probe) is settled by a list.
+    /// How long a full list of the group may wait:
+    /// [`FULL_CHECK_INTERVAL`] times the regions the last list returned
+    /// over the group's members, at most [`FULL_CHECK_MAX`]. One list per
+    /// interval then costs about what 30 s of a group alone on its device
+    /// would: an idle daemon's cost follows its own group.
+    pub fn list_interval(&self) -> Duration {
+        let members = self.group.probed_members().max(1);
+        let ratio = self.group.listed_regions() / members;
+        let max = FULL_CHECK_MAX.as_secs() / FULL_CHECK_INTERVAL.as_secs();
+        FULL_CHECK_INTERVAL * ratio.clamp(1, max as usize) as u32
+    }
+
+    /// The check, every [`CHECK_INTERVAL`]: the group exists, and still
+    /// holds what we applied (another program may have deleted a member).
+    /// Probes of the leader and, in turn, of the members answer for the
+    /// group in between full lists; any doubt (a region gone or changed, a
+    /// failed probe) is settled by a list.
     fn check(&mut self, now: Instant) -> Result<Option<Exit>, DaemonError> {
         self.checked = Some(now);
-        if self.listed.is_some_and(|t| now < t + FULL_CHECK_INTERVAL) {
+        if self.listed.is_some_and(|t| now < t + self.list_interval()) {
             self.counters.probes += 1;
+            let leader = self.group.group_id();
             match self.group.probe() {
-                Ok(true) => return Ok(None),
+                Ok(true) => {
+                    self.credit += self.group.probed_members();
+                    let due = self.credit / MEMBER_ROUND;
+                    self.credit %= MEMBER_ROUND;
+                    let before = self.group.messages();
+                    let members = if due == 0 {
+                        Ok(true)
+                    } else {
+                        self.group.probe_members(due)
+                    };
+                    self.counters.member_probes += (self.group.messages() - before) as u64;
+                    match members {
+                        Ok(true) => return Ok(None),
+                        Ok(false) => debug!("A member of group {leader} changed: listing"),
+                        Err(e) => debug!("Probe of a member of group {leader} failed ({e}): listing"),
+                    }
+                }
                 Ok(false) => debug!(
-                    "Leader of group {} changed, or regions we made not yet seen in it: listing",
-                    self.group.group_id()
+                    "Leader of group {leader} changed, or regions we made not yet seen in it: listing"
                 ),
-                Err(e) => debug!(
-                    "Probe of group {} failed ({e}): listing",
-                    self.group.group_id()
-                ),
+                Err(e) => debug!("Probe of group {leader} failed ({e}): listing"),
             }
         }
         self.listed = Some(now);

@@ -169,6 +169,14 @@ pub struct Engine<D: Device> {
     /// How to tell, with one short message, that the leader is still the
     /// region last listed or written; `None` when not known for sure.
     probe: Option<Probe>,
+    /// The same for every member (the leader too), probed a few at a time
+    /// in turn ([`Engine::probe_members`]): rebuilt by each list, kept in
+    /// step with our own creates and deletes in between.
+    members: Vec<(RegionId, Probe)>,
+    /// The next of `members` to probe.
+    cursor: usize,
+    /// Regions the last `@stats_list` returned: what one list costs.
+    listed: usize,
     /// The regions we made that a rival may have dropped.
     ledger: Ledger,
     /// For the log; see [`Engine::take_warnings`].
@@ -191,6 +199,9 @@ impl<D: Device> Engine<D> {
             filtered: false,
             sent: Sent::default(),
             probe: None,
+            members: Vec::new(),
+            cursor: 0,
+            listed: 0,
             ledger: Ledger::default(),
             warnings: Vec::new(),
             skipped: Vec::new(),
@@ -245,6 +256,8 @@ impl<D: Device> Engine<D> {
     pub fn load(&mut self) -> Result<Option<Group>, EngineError> {
         let first = self.program_id.is_none();
         let (regions, skipped) = self.list()?;
+        self.listed = regions.len();
+        self.members.clear();
         for line in skipped.iter().filter(|l| !self.skipped.contains(l)) {
             self.warnings.push(Warning::UnreadableLine {
                 line_no: line.line_no,
@@ -266,6 +279,9 @@ impl<D: Device> Engine<D> {
                 }
                 let ours = self.ledger.look(&list, Some(&group));
                 self.probe = ours.then(|| Probe::of(&group.leader));
+                if ours {
+                    self.members = group.members.iter().map(|m| (m.id, Probe::of(m))).collect();
+                }
                 Ok(ours.then_some(group))
             }
             Err(reason) if first => Err(EngineError::NotAGroup {
@@ -293,13 +309,16 @@ impl<D: Device> Engine<D> {
     /// does not know the leader for sure (before the first load, after a
     /// failed update): then only a [`load`](Self::load) can tell.
     ///
-    /// Blind to the aux data: a member deleted, or the group ungrouped,
-    /// by another program shows only in a load. So it does not vouch for
-    /// the group either while regions we made have not been seen in it
-    /// since (false, without a message): a second updater that wrote its
-    /// descriptor over ours on the same leader left them outside, only we
-    /// know them, and with the file unchanged no update of ours follows
-    /// to sweep them. One list after each update that created regions.
+    /// Blind to the aux data: the group ungrouped (`dmstats ungroup`
+    /// rewrites the leader's aux data and nothing else), or its descriptor
+    /// rewritten, by another program shows only in a load; a member
+    /// deleted shows in [`probe_members`](Self::probe_members). It does
+    /// not vouch for the group either while regions we made have not been
+    /// seen in it since (false, without a message): a second updater that
+    /// wrote its descriptor over ours on the same leader left them
+    /// outside, only we know them, and with the file unchanged no update
+    /// of ours follows to sweep them. One list after each update that
+    /// created regions.
     pub fn probe(&mut self) -> Result<bool, EngineError> {
         let Some(probe) = self.probe.clone() else {
             return Ok(false);
@@ -315,6 +334,45 @@ impl<D: Device> Engine<D> {
             }) => Ok(false),
             Err(e) => Err(e),
         }
+    }
+
+    /// Probe the next `n` members in turn (at most each once), one
+    /// `@stats_print` each, as [`probe`](Self::probe) does the leader:
+    /// false as soon as one is gone or differs (another program deleted a
+    /// member, or reused its id), or when no member is known for sure.
+    /// A round over every member costs as many messages as the group has
+    /// members, whatever else is on the device.
+    pub fn probe_members(&mut self, n: usize) -> Result<bool, EngineError> {
+        if self.members.is_empty() || self.probe.is_none() {
+            return Ok(false);
+        }
+        for _ in 0..n.min(self.members.len()) {
+            self.cursor %= self.members.len();
+            let probe = self.members[self.cursor].1.clone();
+            self.cursor += 1;
+            match self.send(probe.msg.clone()) {
+                Ok(reply) if probe.matches(&reply) => {}
+                Ok(_)
+                | Err(EngineError::Device {
+                    source: DeviceError::Os(rustix::io::Errno::NOENT),
+                    ..
+                }) => return Ok(false),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(true)
+    }
+
+    /// How many members the member probes cover (0 until a list showed
+    /// the group).
+    pub fn probed_members(&self) -> usize {
+        self.members.len()
+    }
+
+    /// How many regions the last `@stats_list` returned (all the device's,
+    /// or its program's): what one more list costs.
+    pub fn listed_regions(&self) -> usize {
+        self.listed
     }
 
     /// After an update that ended well, the probe for the leader it left:
@@ -406,6 +464,9 @@ impl<D: Device> Engine<D> {
         let reply = self.send(msg.clone())?;
         let id = dmstats::parse_create_reply(&reply).ok_or(EngineError::BadReply { msg, reply })?;
         self.ledger.created(id, extent, &leader.program_id);
+        // A member from now on, unless a failure takes it back (a delete)
+        // or leaves the group unknown (the next list rebuilds the probes).
+        self.members.push((id, Probe::of_created(id, extent)));
         Ok(id)
     }
 
@@ -421,6 +482,7 @@ impl<D: Device> Engine<D> {
             other => other.map(drop)?,
         }
         self.ledger.deleted(id);
+        self.members.retain(|(m, _)| *m != id);
         Ok(())
     }
 
