@@ -46,7 +46,7 @@ pub use dmstats::split_args;
 pub use dmstats::{
     escape, format_members, msg_create, msg_delete, msg_list, msg_print, msg_set_aux,
     parse_create_reply, parse_list, parse_members, AliasError, Descriptor, Device, DeviceError,
-    Dialect, Region, RegionId, NEW_GROUP_DIALECT,
+    Dialect, Region, RegionId, Text, NEW_GROUP_DIALECT,
 };
 pub use engine::map::{
     create_group, delete_group, delete_strays, find_group, first_mark, list, strays, Created,

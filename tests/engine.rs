@@ -319,7 +319,7 @@ fn both_dialects_survive_byte_for_byte() {
             sync(&mut engine, &e);
             let (d, _) = group(&engine.dev, engine.group_id());
             assert_eq!(
-                (d.alias.as_str(), d.dialect, d.user.as_str()),
+                (d.alias.to_str().unwrap(), d.dialect, d.user.to_str().unwrap()),
                 (alias, dialect, user)
             );
             let text = &engine.dev.regions[&engine.group_id()].aux_data;

@@ -200,7 +200,7 @@ fn the_engine_follows_a_group_map_made() {
     converged(&engine.dev, engine.group_id(), &grown);
     let (desc, _) = group(&engine.dev, engine.group_id());
     assert_eq!(
-        (desc.alias.as_str(), desc.dialect),
+        (desc.alias.to_str().unwrap(), desc.dialect),
         ("vm.img", Dialect::Quoted)
     );
 }

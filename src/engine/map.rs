@@ -28,7 +28,7 @@
 //! deletes members a daemon following the group re-creates meanwhile.
 
 use crate::dmstats::bounds::Histogram;
-use crate::dmstats::{self, AliasError, Descriptor, MessageError, Region, RegionId};
+use crate::dmstats::{self, AliasError, Descriptor, MessageError, Region, RegionId, Text};
 use crate::dmstats::{Device, DeviceError};
 use crate::engine::mark::{fingerprint, Mark, BATCH};
 use crate::engine::{Engine, EngineError};
@@ -41,7 +41,8 @@ pub(crate) const PROGRAM_ID: &str = "dmstats";
 /// The group `map` makes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NewGroup {
-    pub alias: String,
+    /// Bytes: a file name need not be UTF-8.
+    pub alias: Text,
     pub histogram: Histogram,
 }
 
@@ -71,9 +72,9 @@ pub enum MapError {
     #[error(transparent)]
     Message(#[from] MessageError),
     #[error("{msg}: {source}")]
-    Device { msg: String, source: DeviceError },
+    Device { msg: Text, source: DeviceError },
     #[error("unexpected reply to {msg:?}: {reply:?}")]
-    BadReply { msg: String, reply: String },
+    BadReply { msg: Text, reply: Text },
     #[error("stopped by a signal")]
     Stopped,
     #[error("region {id} is not a filemap group: {source}")]
@@ -121,7 +122,7 @@ pub enum FindError {
     Ambiguous(Vec<RegionId>),
 }
 
-fn send<D: Device>(dev: &mut D, sent: &mut usize, msg: String) -> Result<String, MapError> {
+fn send<D: Device>(dev: &mut D, sent: &mut usize, msg: Text) -> Result<Text, MapError> {
     *sent += 1;
     dev.message(&msg)
         .map_err(|source| MapError::Device { msg, source })
@@ -138,7 +139,7 @@ fn list_all<D: Device>(dev: &mut D, sent: &mut usize) -> Result<List, MapError> 
 }
 
 /// The mark of `map`'s first region, made before any descriptor stood.
-pub fn first_mark() -> String {
+pub fn first_mark() -> Text {
     Mark::Made {
         under: fingerprint(""),
     }
@@ -164,8 +165,8 @@ pub fn create_group<D: Device>(
         start: 0,
         len: 0,
         step: 0,
-        program_id: PROGRAM_ID.to_owned(),
-        aux_data: "-".to_owned(),
+        program_id: PROGRAM_ID.into(),
+        aux_data: "-".into(),
         precise: spec.histogram.precise,
         histogram: spec.histogram.bounds.clone(),
     };
@@ -227,7 +228,7 @@ fn create<D: Device>(
     sent: &mut usize,
     extent: Extent,
     template: &Region,
-    mark: &str,
+    mark: &[u8],
 ) -> Result<RegionId, MapError> {
     let msg = dmstats::msg_create(extent, template, mark)?;
     let reply = send(dev, sent, msg.clone())?;
@@ -239,9 +240,9 @@ fn create<D: Device>(
 fn publish<D: Device>(
     dev: &mut D,
     sent: &mut usize,
-    alias: &str,
+    alias: &[u8],
     members: &[RegionId],
-) -> Result<String, MapError> {
+) -> Result<Text, MapError> {
     let text = Descriptor::for_new_group(alias, members.to_vec())?.format();
     send(dev, sent, dmstats::msg_set_aux(members[0], &text)?)?;
     Ok(text)
