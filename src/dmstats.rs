@@ -39,4 +39,3 @@ pub use list::*;
 pub use message::*;
 pub(crate) use print::*;
 pub use text::Text;
-pub(crate) use text::find;

@@ -67,7 +67,7 @@ fn map_accepts() {
         (
             &["map", "--alias=", "f"],
             MapArgs {
-                alias: Some(String::new()),
+                alias: Some("".into()),
                 ..map("f")
             },
         ),
@@ -209,15 +209,19 @@ fn map_refuses() {
         (&["map", "f", "--alias"], MissingValue(s("--alias"))),
         (
             &["map", "--alias", "a\nb", "f"],
-            Alias(AliasError::Control(s("a\nb"))),
+            Alias(AliasError::Newline(s("\"a\\nb\""))),
         ),
         (
             &["map", "--alias", "x\":y", "f"],
-            Alias(AliasError::Colon(s("x\":y"))),
+            Alias(AliasError::Colon(s("\"x\\\":y\""))),
         ),
         (
             &["map", "--alias", "a:b", "f"],
-            Alias(AliasError::Colon(s("a:b"))),
+            Alias(AliasError::Colon(s("\"a:b\""))),
+        ),
+        (
+            &["map", "--alias", "a# b", "f"],
+            Alias(AliasError::SpaceAfterHash(s("\"a# b\""))),
         ),
         (&["map", "f", "--bounds"], MissingValue(s("--bounds"))),
         (

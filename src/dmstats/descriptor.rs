@@ -71,14 +71,11 @@ impl Descriptor {
             return Ok(None);
         };
         let body = &aux_data[at + TAG.len()..];
-        let quoted = body
-            .strip_prefix(b"\"")
-            .and_then(|q| split_once(q, b"\":"));
+        let quoted = body.strip_prefix(b"\"").and_then(|q| split_once(q, b"\":"));
         let (alias, rest, dialect) = match quoted {
             Some((alias, rest)) => (alias, rest, Dialect::Quoted),
             None => {
-                let (alias, rest) =
-                    split_once(body, b":").ok_or(DescriptorError::NoSeparator)?;
+                let (alias, rest) = split_once(body, b":").ok_or(DescriptorError::NoSeparator)?;
                 (alias, rest, Dialect::Bare)
             }
         };

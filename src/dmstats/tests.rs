@@ -113,7 +113,10 @@ fn ambiguous_tails_read_as_the_kernel_prints() {
         ("precise_timestamps", false)
     );
     let r = one("1: 0+8 8 p histogram:1");
-    assert_eq!((r.aux_data.to_str().unwrap(), r.histogram.len()), ("histogram:1", 0));
+    assert_eq!(
+        (r.aux_data.to_str().unwrap(), r.histogram.len()),
+        ("histogram:1", 0)
+    );
     // Bad bounds stay in the aux_data.
     for tail in [
         "histogram:",
@@ -223,13 +226,20 @@ fn descriptor_without_alias_or_user() {
     assert_eq!(d.format(), "DMS_GROUP=:4#-");
     let d = Descriptor::parse("DMS_GROUP=\"\":4").unwrap().unwrap();
     assert_eq!(
-        (d.alias.to_str().unwrap(), d.dialect, d.user.to_str().unwrap()),
+        (
+            d.alias.to_str().unwrap(),
+            d.dialect,
+            d.user.to_str().unwrap()
+        ),
         ("", Dialect::Quoted, "")
     );
     assert_eq!(d.format(), "DMS_GROUP=\"\":4#-");
     // A bare alias may hold '#' and spaces; only ':' ends it.
     let d = Descriptor::parse("DMS_GROUP=a #b:1-2#x").unwrap().unwrap();
-    assert_eq!((d.alias.to_str().unwrap(), d.user.to_str().unwrap()), ("a #b", "x"));
+    assert_eq!(
+        (d.alias.to_str().unwrap(), d.user.to_str().unwrap()),
+        ("a #b", "x")
+    );
 }
 
 #[test]
@@ -331,7 +341,10 @@ fn new_group_descriptors() {
         ("file\twith\ttabs", "DMS_GROUP=\"file\twith\ttabs\":0-2#-"),
         ("back\\slash", "DMS_GROUP=\"back\\slash\":0-2#-"),
         ("-dash", "DMS_GROUP=\"-dash\":0-2#-"),
-        ("cr\r vt\x0b ff\x0c", "DMS_GROUP=\"cr\r vt\x0b ff\x0c\":0-2#-"),
+        (
+            "cr\r vt\x0b ff\x0c",
+            "DMS_GROUP=\"cr\r vt\x0b ff\x0c\":0-2#-",
+        ),
         ("voilà", "DMS_GROUP=\"voilà\":0-2#-"),
         ("nb\u{a0}sp", "DMS_GROUP=\"nb\u{a0}sp\":0-2#-"),
         ("#hash#", "DMS_GROUP=\"#hash#\":0-2#-"),
@@ -348,7 +361,10 @@ fn new_group_descriptors() {
     let d = Descriptor::for_new_group(latin1, vec![0]).unwrap();
     assert_eq!(d.format(), b"DMS_GROUP=\"caf\xe9 \xa0\xff.img\":0#-");
     let long = vec![b'x'; 255];
-    assert_eq!(Descriptor::for_new_group(&long, vec![0]).unwrap().alias, long);
+    assert_eq!(
+        Descriptor::for_new_group(&long, vec![0]).unwrap().alias,
+        long
+    );
 
     let err = |a: &[u8]| Descriptor::for_new_group(a, vec![3]).unwrap_err();
     assert!(matches!(err(b"a\nb"), AliasError::Newline(_)));
@@ -365,7 +381,9 @@ fn new_group_descriptors() {
         err(b"a\xff\nb").to_string(),
         "alias \"a\\xff\\nb\" holds a newline, which would split the kernel's region list line"
     );
-    assert!(err(&[b':'; 100]).to_string().contains(&format!("\"{}\"...", ":".repeat(64))));
+    assert!(err(&[b':'; 100])
+        .to_string()
+        .contains(&format!("\"{}\"...", ":".repeat(64))));
 }
 
 #[test]
@@ -389,7 +407,11 @@ fn escaping() {
     // Every byte the kernel's ctype table calls a space, and no other.
     for b in 1..=255u8 {
         let spaced = matches!(b, 9..=13 | 32 | 0xa0);
-        let want: &[u8] = if spaced || b == b'\\' { &[b'\\', b] } else { &[b] };
+        let want: &[u8] = if spaced || b == b'\\' {
+            &[b'\\', b]
+        } else {
+            &[b]
+        };
         assert_eq!(escape([b]).unwrap(), want, "byte {b:#04x}");
     }
 }
@@ -421,8 +443,14 @@ fn split_args_undoes_escape() {
 #[test]
 fn messages() {
     assert_eq!(msg_list(None).unwrap(), "@stats_list");
-    assert_eq!(msg_list(Some(&b"dmstats"[..])).unwrap(), "@stats_list dmstats");
-    assert_eq!(msg_list(Some(&b"my prog"[..])).unwrap(), "@stats_list my\\ prog");
+    assert_eq!(
+        msg_list(Some(&b"dmstats"[..])).unwrap(),
+        "@stats_list dmstats"
+    );
+    assert_eq!(
+        msg_list(Some(&b"my prog"[..])).unwrap(),
+        "@stats_list my\\ prog"
+    );
     assert_eq!(msg_list(Some(&b""[..])).unwrap(), "@stats_list -");
     assert_eq!(msg_delete(12), "@stats_delete 12");
     assert_eq!(msg_set_aux(0, "").unwrap(), "@stats_set_aux 0 -");

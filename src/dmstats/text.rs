@@ -48,6 +48,33 @@ impl Text {
     pub fn push_str(&mut self, more: impl AsRef<[u8]>) {
         self.0.extend_from_slice(more.as_ref());
     }
+
+    // `str`'s searches, taking text or bytes alike (they shadow the
+    // slice methods of the same name, which take one element).
+
+    pub fn find(&self, needle: impl AsRef<[u8]>) -> Option<usize> {
+        find(&self.0, needle.as_ref())
+    }
+
+    pub fn contains(&self, needle: impl AsRef<[u8]>) -> bool {
+        self.find(needle).is_some()
+    }
+
+    pub fn starts_with(&self, prefix: impl AsRef<[u8]>) -> bool {
+        self.0.starts_with(prefix.as_ref())
+    }
+
+    pub fn ends_with(&self, suffix: impl AsRef<[u8]>) -> bool {
+        self.0.ends_with(suffix.as_ref())
+    }
+
+    pub fn strip_prefix(&self, prefix: impl AsRef<[u8]>) -> Option<&[u8]> {
+        self.0.strip_prefix(prefix.as_ref())
+    }
+
+    pub fn split_once(&self, sep: impl AsRef<[u8]>) -> Option<(&[u8], &[u8])> {
+        split_once(&self.0, sep.as_ref())
+    }
 }
 
 impl Deref for Text {
@@ -215,7 +242,10 @@ mod tests {
         assert!(t == "DMS_GROUP=x:0#-" && "DMS_GROUP=x:0#-" == t);
         assert!(t == b"DMS_GROUP=x:0#-" && t == String::from("DMS_GROUP=x:0#-"));
         assert_eq!(find(&t, b":0"), Some(11));
-        assert_eq!(split_once(&t, b"="), Some((&b"DMS_GROUP"[..], &b"x:0#-"[..])));
+        assert_eq!(
+            split_once(&t, b"="),
+            Some((&b"DMS_GROUP"[..], &b"x:0#-"[..]))
+        );
         assert_eq!(rsplit_once(b"a b c", b' '), Some((&b"a b"[..], &b"c"[..])));
         assert_eq!(c_str(b"ab\0cd"), b"ab");
     }

@@ -109,7 +109,7 @@ pub(crate) fn claims(list: &List, group: &Group) -> Vec<(RegionId, Text)> {
 
 /// The descriptor a region holds as a leader (one naming itself first).
 pub fn leading(r: &Region) -> Option<Descriptor> {
-    if dmstats::find(&r.aux_data, dmstats::TAG.as_bytes()).is_none() {
+    if !r.aux_data.contains(dmstats::TAG) {
         return None;
     }
     match Descriptor::parse(&r.aux_data) {

@@ -313,7 +313,10 @@ impl FakeDm {
         let (start, len) = if args[1] == "-" {
             (0, self.dev_sectors.max(1))
         } else {
-            let plus = args[1].iter().position(|&b| b == b'+').ok_or(Errno::INVAL)?;
+            let plus = args[1]
+                .iter()
+                .position(|&b| b == b'+')
+                .ok_or(Errno::INVAL)?;
             (number(&args[1][..plus])?, number(&args[1][plus + 1..])?)
         };
         if len == 0 || start.checked_add(len).is_none() {
