@@ -81,7 +81,7 @@ fn map_makes_what_dmstats_makes() {
         // which libdm reads as dmstats' `-`; all else is equal.
         let first = ours.regions[&g].aux_data.clone();
         let joined = Mark::Made {
-            under: fingerprint(&Descriptor::for_new_group(alias, vec![g]).unwrap().format()),
+            under: fingerprint(Descriptor::for_new_group(alias, vec![g]).unwrap().format()),
         }
         .format();
         let mut seen = ours.regions.clone();
@@ -97,11 +97,11 @@ fn map_makes_what_dmstats_makes() {
         assert!(creates
             .iter()
             .all(|m| m.starts_with("@stats_create ") && m.contains(" /1 ")));
-        assert!(ours.log[0].ends_with(&format!(" dmstats {}", first_mark())));
+        assert!(ours.log[0].ends_with(format!(" dmstats {}", first_mark())));
         assert!(ours.log[2..5].iter().all(|m| m.ends_with(&joined)));
-        assert!(ours.log[0].starts_with(&format!("@stats_create {}+64 /1", 5 * 2048)));
+        assert!(ours.log[0].starts_with(format!("@stats_create {}+64 /1", 5 * 2048)));
         for k in [1, 5] {
-            assert!(ours.log[k].starts_with(&format!("@stats_set_aux {g} DMS_GROUP=")));
+            assert!(ours.log[k].starts_with(format!("@stats_set_aux {g} DMS_GROUP=")));
         }
         assert!(first.starts_with("DMS_GROUP="));
         converged(&ours, g, &file());
@@ -211,7 +211,7 @@ fn find_group_rule() {
     let a = dm.filemap_group(&file(), "a", Dialect::Bare);
     let other = extents_at(&[(20, 8), (21, 8)]);
     let b = dm.filemap_group(&other, "b", Dialect::Quoted);
-    let list = |dm: &FakeDm| dmfilemapd::by_id(dmfilemapd::parse_list(&dm.list_reply(None)).0);
+    let list = |dm: &FakeDm| dmfilemapd::by_id(dmfilemapd::parse_list(dm.list_reply(None)).0);
     assert_eq!(find_group(&list(&dm), &file()), Ok(a));
     // Any order of the file's extents; the set is what counts.
     let mut shuffled = file();
@@ -265,13 +265,13 @@ fn unmap_deletes_every_member_and_the_leader_last() {
     };
     let desc = format!("DMS_GROUP=\"my\\ file\":{g}#user");
     let carried = dm.log[1]
-        .strip_prefix(&format!("@stats_set_aux {m3} "))
+        .strip_prefix(format!("@stats_set_aux {m3} "))
         .and_then(Mark::parse);
     let batch = [m1, m2, m3].map(|m| (m, dm_extent(&members_before, m)));
     assert_eq!(
         carried,
         Some(Mark::Dropped {
-            under: fingerprint(&desc.replace("\\ ", " ")),
+            under: fingerprint(desc.replace("\\ ", " ")),
             regions: batch.to_vec(),
         }),
         "{:?}",

@@ -140,7 +140,7 @@ fn every_accepted_descriptor_formats_back_to_itself() {
                 "{text:?} from {aux:?}"
             );
             assert_eq!(
-                parse_members(&format_members(&d.members)),
+                parse_members(format_members(&d.members)),
                 Ok(d.members.clone())
             );
         }
@@ -209,7 +209,7 @@ fn lvm2_replies_in_both_dialects() {
     );
     assert_eq!(d.format(), leader.aux_data);
     assert_eq!(
-        msg_set_aux(1, &d.format()).unwrap(),
+        msg_set_aux(1, d.format()).unwrap(),
         "@stats_set_aux 1 DMS_GROUP=\"disk:\\ a\\ b\":1-2,4#notes"
     );
 }
@@ -255,6 +255,6 @@ fn replies_captured_from_the_kernel() {
     );
     assert_eq!(leader.format(), regions[0].aux_data);
     for r in regions.iter().chain(parse_list(&bare).0.iter()) {
-        assert_eq!(parse_list(&r.to_line()).0, vec![r.clone()]);
+        assert_eq!(parse_list(r.to_line()).0, vec![r.clone()]);
     }
 }

@@ -178,6 +178,8 @@ impl Descriptor {
         members: Vec<RegionId>,
     ) -> Result<Descriptor, AliasError> {
         let alias = alias.as_ref();
+        // A NUL first: no message carries it, whatever else the alias holds.
+        escape(alias)?;
         let why = excerpt(alias);
         if alias.contains(&b'\n') {
             return Err(AliasError::Newline(why));
@@ -195,17 +197,14 @@ impl Descriptor {
         if alias.len() > MAX_ALIAS {
             return Err(AliasError::TooLong(why, alias.len()));
         }
-        let desc = Descriptor {
+        // Without a colon the quoted alias cannot hold the `":` that ends
+        // it, so it reads back as written.
+        Ok(Descriptor {
             alias: alias.into(),
             members,
             user: Text::new(),
             dialect: NEW_GROUP_DIALECT,
-        };
-        // Without a colon the quoted alias cannot hold the `":` that ends
-        // it, so it reads back as written; only a NUL is left for the
-        // kernel's argument splitter to refuse.
-        escape(desc.format())?;
-        Ok(desc)
+        })
     }
 }
 

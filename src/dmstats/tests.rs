@@ -316,7 +316,7 @@ fn descriptor_round_trips() {
     for aux in cases {
         let d = Descriptor::parse(aux).unwrap().unwrap();
         assert_eq!(
-            Descriptor::parse(&d.format()),
+            Descriptor::parse(d.format()),
             Ok(Some(d.clone())),
             "{aux:?}"
         );

@@ -239,8 +239,9 @@ mod tests {
     #[test]
     fn compares_with_text_and_bytes() {
         let t = Text::from("DMS_GROUP=x:0#-");
-        assert!(t == "DMS_GROUP=x:0#-" && "DMS_GROUP=x:0#-" == t);
-        assert!(t == b"DMS_GROUP=x:0#-" && t == String::from("DMS_GROUP=x:0#-"));
+        assert_eq!(t, "DMS_GROUP=x:0#-");
+        assert_eq!("DMS_GROUP=x:0#-", t);
+        assert!(t == b"DMS_GROUP=x:0#-" && t == "DMS_GROUP=x:0#-");
         assert_eq!(find(&t, b":0"), Some(11));
         assert_eq!(
             split_once(&t, b"="),

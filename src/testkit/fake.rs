@@ -511,7 +511,7 @@ mod tests {
             .parse()
             .unwrap();
         let areas =
-            |dm: &mut FakeDm, msg: &str| dmstats::parse_print(&send(dm, msg).unwrap()).unwrap();
+            |dm: &mut FakeDm, msg: &str| dmstats::parse_print(send(dm, msg).unwrap()).unwrap();
         let e = |start, len| dmstats::Area { start, len };
         // The last area is cut short by the region's end but printed a step long.
         assert_eq!(
