@@ -1,5 +1,5 @@
 //! Every alias and file name: the alias oracle (`testkit::check_alias`)
-//! over the names the VM scenario `names` maps and over 20,000 generated
+//! over the names the VM scenario `names` maps and over 10,000 generated
 //! ones. For each: escaped as we send it, split as the kernel's
 //! `dm_split_args` splits it, stored, listed and parsed back, the alias is
 //! the same, for us and for each dmstats generation's reader; a refused
@@ -41,7 +41,7 @@ fn the_names_of_lvm2_and_the_vm() {
 #[test]
 fn any_alias_reads_back_or_is_refused() {
     let mut rng = Rng(0x5eed_a11a5);
-    for _ in 0..20_000 {
+    for _ in 0..10_000 {
         check_alias(&alias(&mut rng));
     }
 }

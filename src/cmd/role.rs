@@ -202,7 +202,7 @@ fn starting(args: &Args) -> Result<(), Error> {
         args.fd,
         args.group_id,
         args.mode,
-        args.path.display()
+        mapcmd::shown(&args.path)
     );
     // Whatever else the caller left open is not ours to keep.
     sys::close_stray_fds(args.fd).map_err(|e| Error::io("/proc/self/fd", e))

@@ -236,6 +236,20 @@ pub fn check_alias(alias: &[u8]) {
     let d12 = Libdm::V2_03_16.read_alias(&reply, 0);
     match &accepted {
         Ok(d) => {
+            // `map` makes the group, the daemon follows a growth: the
+            // descriptor's alias is the one given, byte for byte.
+            let mut dm = FakeDm::new();
+            let spec = crate::engine::map::NewGroup {
+                alias: alias.into(),
+                histogram: Default::default(),
+            };
+            let first = [Extent { start: 0, len: 8 }];
+            let made = crate::engine::map::create_group(&mut dm, &first, &spec, &|| false)
+                .unwrap_or_else(|e| panic!("map of {alias:?}: {e}"));
+            let mut engine = Engine::new(dm, made.group_id);
+            let grown = [first[0], Extent { start: 64, len: 8 }];
+            engine.sync(&grown, &|| false).unwrap();
+            assert_eq!(group(&engine.dev, made.group_id).0.alias, alias);
             assert_eq!(d, &desc);
             assert_eq!(
                 ours.as_ref(),
