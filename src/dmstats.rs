@@ -1,4 +1,4 @@
-//! The dm-stats wire protocol, as pure text: `@stats_list` replies
+//! The dm-stats wire protocol, pure, in bytes ([`Text`]): `@stats_list` replies
 //! (`list`), the `DMS_GROUP` descriptor a group's leader keeps in its
 //! aux_data (`descriptor`), the messages we send and their escaping
 //! (`message`), `@stats_print` replies and the leader probe (`print`), the

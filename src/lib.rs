@@ -11,7 +11,7 @@
 //! | `daemon/` | the follow loop, the file it follows, the wait |
 //! | `engine/` | apply, the ledger of regions we made, recovery marks, group creation and deletion |
 //! | `plan/` | pure and fuzzed: the group view, diff, fold |
-//! | `dmstats/` | the wire protocol as pure text, and the [`Device`] trait |
+//! | `dmstats/` | the wire protocol, pure, as bytes ([`Text`]: aliases need not be UTF-8), and the [`Device`] trait |
 //! | `sys/` | every raw kernel call and every line of unchecked code |
 //! | `extent`, `log` | the vocabulary (sectors, extents) and the log every layer shares |
 //! | `testkit/` | feature `testkit` only: the fake kernel and shared checks |
