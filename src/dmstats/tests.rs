@@ -645,3 +645,26 @@ fn print_sectors() {
         assert_eq!(parse_print_sectors(reply.as_bytes()), want, "{reply:?}");
     }
 }
+
+#[test]
+fn lists_and_descriptors_keep_bytes() {
+    // As the kernel prints them: raw, not UTF-8, tabs and 0xA0 included.
+    let line = b"3: 0+8 8 dmstats DMS_GROUP=\"caf\xe9\tx\xa0y\":3-4#- precise_timestamps";
+    let (regions, skipped) = parse_list(&line[..]);
+    assert!(skipped.is_empty());
+    let r = &regions[0];
+    assert!(r.precise);
+    assert_eq!(r.aux_data, &b"DMS_GROUP=\"caf\xe9\tx\xa0y\":3-4#-"[..]);
+    assert_eq!(r.to_line(), &line[..]);
+    let d = Descriptor::parse(&r.aux_data).unwrap().unwrap();
+    assert_eq!(d.alias, &b"caf\xe9\tx\xa0y"[..]);
+    assert_eq!(d.format(), r.aux_data);
+    // Sent back, the tab and 0xA0 are escaped, the rest as it is, and the
+    // kernel's split gives the bytes back.
+    let msg = msg_set_aux(3, d.format()).unwrap();
+    assert_eq!(
+        msg,
+        &b"@stats_set_aux 3 DMS_GROUP=\"caf\xe9\\\tx\\\xa0y\":3-4#-"[..]
+    );
+    assert_eq!(split_args(&msg)[2], d.format());
+}
