@@ -102,7 +102,7 @@ fn run(node: &str, n: u64, first: u64) -> Result<String, Box<dyn std::error::Err
 
     let t0 = cpu();
     let listed =
-        dmfilemapd::parse_list(&control.message(dev, &dmfilemapd::msg_list(Some("floor"))?)?).0;
+        dmfilemapd::parse_list(&control.message(dev, &dmfilemapd::msg_list(Some(b"floor"))?)?).0;
     phase("list", t0);
     if listed.len() as u64 != n {
         return Err(format!("listed {} regions, made {n}", listed.len()).into());

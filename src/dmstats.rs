@@ -1,4 +1,4 @@
-//! The dm-stats wire protocol, as pure text: `@stats_list` replies
+//! The dm-stats wire protocol, pure, in bytes ([`Text`]): `@stats_list` replies
 //! (`list`), the `DMS_GROUP` descriptor a group's leader keeps in its
 //! aux_data (`descriptor`), the messages we send and their escaping
 //! (`message`), `@stats_print` replies and the leader probe (`print`), the
@@ -15,12 +15,13 @@
 //!   aux_data that itself ends in such a token is read as the flag. Whatever
 //!   [`parse_list`] returns prints back, through [`Region::to_line`], to a
 //!   line that parses to the same region.
-//! - The kernel's argument splitter treats byte 0xA0 as a space (its ctype
-//!   table is Latin-1) and a message is a C string, so a NUL, or a character
-//!   whose UTF-8 holds 0xA0 (`à`, `Р`, many CJK ideographs), cannot be sent
-//!   in a `&str` message: a backslash would have to sit inside the
-//!   character. Such arguments are refused with [`MessageError`] rather than
-//!   sent and silently cut.
+//! - The kernel's argument splitter ends a token at every byte its
+//!   Latin-1 ctype table calls a space (`\t \n \v \f \r`, the space and
+//!   0xA0, which is also inside `à`, `Р` and many CJK ideographs in UTF-8).
+//!   Messages are bytes ([`Text`]), so every such byte gets its backslash,
+//!   inside a character too, and the kernel stores the bytes whole. Only a
+//!   NUL cannot be sent (a message is a C string): refused with
+//!   [`MessageError`] rather than sent and silently cut.
 
 pub(crate) mod bounds;
 mod descriptor;
@@ -30,9 +31,11 @@ mod message;
 mod print;
 #[cfg(test)]
 mod tests;
+mod text;
 
 pub use descriptor::*;
 pub use device::*;
 pub use list::*;
 pub use message::*;
 pub(crate) use print::*;
+pub use text::Text;

@@ -47,7 +47,7 @@ pub use warning::Warning;
 use std::collections::BTreeMap;
 
 use crate::dmstats::{self, MessageError, Probe, Region, RegionId, SkippedLine};
-use crate::dmstats::{Device, DeviceError};
+use crate::dmstats::{Device, DeviceError, Text};
 use crate::extent::Extent;
 use crate::plan::fold;
 use crate::plan::group::{self, Group, List, NotAGroup};
@@ -109,7 +109,7 @@ pub enum EngineError {
         reason: NotAGroup,
     },
     #[error("{msg}: {source}")]
-    Device { msg: String, source: DeviceError },
+    Device { msg: Text, source: DeviceError },
     /// Someone else changed the group while we were creating regions; ours
     /// were taken back. The next update starts from what is there now.
     #[error("group {0} changed under us; update abandoned")]
@@ -119,7 +119,7 @@ pub enum EngineError {
     #[error(transparent)]
     Message(#[from] MessageError),
     #[error("unexpected reply to {msg:?}: {reply:?}")]
-    BadReply { msg: String, reply: String },
+    BadReply { msg: Text, reply: Text },
     /// An update failed and so did the repair that followed: the group may
     /// name a missing region or miss one of ours until the next update.
     #[error("{cause}; repairing the group failed too: {repair}")]
@@ -160,7 +160,7 @@ pub struct Engine<D: Device> {
     dev: D,
     group_id: RegionId,
     /// The leader's program id, learnt by the first load.
-    program_id: Option<String>,
+    program_id: Option<Text>,
     /// Whether `@stats_list <program_id>` sees every member. A group that
     /// mixes programs (regrouped by hand) is listed whole instead.
     filtered: bool,
@@ -237,7 +237,7 @@ impl<D: Device> Engine<D> {
         std::mem::take(&mut self.warnings)
     }
 
-    fn send(&mut self, msg: String) -> Result<String, EngineError> {
+    fn send(&mut self, msg: Text) -> Result<Text, EngineError> {
         self.sent.all += 1;
         self.dev
             .message(&msg)
@@ -445,7 +445,7 @@ impl<D: Device> Engine<D> {
         let mut out = BTreeMap::new();
         for &id in ids {
             // Every area: a region made by hand may have more than one.
-            let msg = format!("@stats_print {id}");
+            let msg = Text::from(format!("@stats_print {id}"));
             let reply = self.send(msg.clone())?;
             let sectors =
                 dmstats::parse_print_sectors(&reply).ok_or(EngineError::BadReply { msg, reply })?;
@@ -458,7 +458,7 @@ impl<D: Device> Engine<D> {
         &mut self,
         extent: Extent,
         leader: &Region,
-        mark: &str,
+        mark: &[u8],
     ) -> Result<RegionId, EngineError> {
         let msg = dmstats::msg_create(extent, leader, mark)?;
         let reply = self.send(msg.clone())?;

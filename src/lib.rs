@@ -12,7 +12,7 @@
 //! | `engine/` | apply, the ledger of regions we made, recovery marks, group creation and deletion |
 //! | `plan/` | pure and fuzzed: the group view, diff, fold |
 //! | `sys/` | every raw kernel call and every line of unchecked code |
-//! | `dmstats/` | the wire protocol as pure text, and the [`Device`] trait |
+//! | `dmstats/` | the wire protocol, pure, as bytes ([`Text`]: aliases need not be UTF-8), and the [`Device`] trait |
 //! | `extent`, `log` | the vocabulary (sectors, extents) and the log every layer shares |
 //! | `testkit/` | feature `testkit` only: the fake kernel and shared checks |
 //!
@@ -47,7 +47,7 @@ pub use dmstats::split_args;
 pub use dmstats::{
     escape, format_members, msg_create, msg_delete, msg_list, msg_print, msg_set_aux,
     parse_create_reply, parse_list, parse_members, AliasError, Descriptor, Device, DeviceError,
-    Dialect, Region, RegionId, NEW_GROUP_DIALECT,
+    Dialect, Region, RegionId, Text, NEW_GROUP_DIALECT,
 };
 pub use engine::map::{
     create_group, delete_group, delete_strays, find_group, list, strays, Created, Deleted,

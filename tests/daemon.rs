@@ -702,7 +702,7 @@ fn member_deleted_in_a_crowd_is_noticed_within_a_round() {
             .log
             .iter()
             .rev()
-            .filter_map(|m| m.strip_prefix("@stats_print "))
+            .filter_map(|m| m.to_str()?.strip_prefix("@stats_print "))
             .filter_map(|m| m.split(' ').next()?.parse::<u64>().ok())
             .find(|&id| id != leader)
             .unwrap();
@@ -773,7 +773,7 @@ fn rival_descriptor_in_a_crowd_is_noticed_at_the_scaled_list() {
             .0;
         let last = leader + 24;
         let next = dm.regions.get_mut(&(leader + 1)).unwrap();
-        next.aux_data = format!("DMS_GROUP=data:{}-{last}#-", leader + 1);
+        next.aux_data = format!("DMS_GROUP=data:{}-{last}#-", leader + 1).into();
         dm.regions.get_mut(&leader).unwrap().aux_data = "-".into();
     });
     let mut sim = crowded(&layout(25), 39, 25, vec![(5_300, rival)]);

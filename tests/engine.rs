@@ -221,7 +221,7 @@ fn duplicate_members_are_reduced_to_one() {
     let dup = dm.seed(e[1], P, "-");
     let dup2 = dm.seed(e[0], P, "-");
     let leader = dm.regions.get_mut(&g).unwrap();
-    leader.aux_data = format!("DMS_GROUP=f:{g},{},{dup},{dup2}#-", g + 1);
+    leader.aux_data = format!("DMS_GROUP=f:{g},{},{dup},{dup2}#-", g + 1).into();
     let mut engine = Engine::new(dm, g);
     let s = updated(sync(&mut engine, &e));
     assert_eq!((s.kept, s.created, s.deleted), (2, 0, 2));
@@ -259,7 +259,7 @@ fn member_list_beyond_1k_with_another_group_interleaved() {
         Descriptor {
             alias: alias.into(),
             members: members.to_vec(),
-            user: String::new(),
+            user: Default::default(),
             dialect: Dialect::Bare,
         }
         .format()
@@ -322,7 +322,11 @@ fn both_dialects_survive_byte_for_byte() {
             sync(&mut engine, &e);
             let (d, _) = group(&engine.dev, engine.group_id());
             assert_eq!(
-                (d.alias.as_str(), d.dialect, d.user.as_str()),
+                (
+                    d.alias.to_str().unwrap(),
+                    d.dialect,
+                    d.user.to_str().unwrap()
+                ),
                 (alias, dialect, user)
             );
             let text = &engine.dev.regions[&engine.group_id()].aux_data;
@@ -348,7 +352,7 @@ fn foreign_regions_untouched() {
         len: 8,
         step: 8,
         program_id: "junk".into(),
-        aux_data: "x".repeat(10 * 1024) + " precise_timestamps histogram:",
+        aux_data: ("x".repeat(10 * 1024) + " precise_timestamps histogram:").into(),
         precise: true,
         histogram: vec![1, 2],
     });

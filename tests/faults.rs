@@ -16,7 +16,7 @@ use common::*;
 use dmfilemapd::testkit::fake::{FakeDm, Kind, DMSTATS_PROGRAM, FAULT_ERRNOS};
 use dmfilemapd::Extent;
 use dmfilemapd::{Descriptor, Dialect, Region, RegionId};
-use dmfilemapd::{Device, DeviceError};
+use dmfilemapd::{Device, DeviceError, Text};
 use dmfilemapd::{Engine, EngineError, Outcome};
 
 const P: &str = DMSTATS_PROGRAM;
@@ -289,7 +289,7 @@ impl Racing {
 }
 
 impl Device for Racing {
-    fn message(&mut self, msg: &str) -> Result<String, DeviceError> {
+    fn message(&mut self, msg: &[u8]) -> Result<Text, DeviceError> {
         self.sent += 1;
         if self.sent == self.at {
             if let Some(rival) = self.rival.as_mut() {
@@ -394,7 +394,7 @@ fn removal_fails_at_every_message() {
 /// descriptor first.
 fn drop_member(dm: &mut FakeDm, leader: RegionId, id: RegionId) {
     let aux = &mut dm.regions.get_mut(&leader).unwrap().aux_data;
-    let mut desc = Descriptor::parse(aux).unwrap().unwrap();
+    let mut desc = Descriptor::parse(&*aux).unwrap().unwrap();
     desc.members.retain(|&m| m != id);
     *aux = desc.format();
     dm.regions.remove(&id);
@@ -525,7 +525,7 @@ fn a_region_the_user_regrouped_out_stays() {
     let made = *group(&engine.dev, g).0.members.last().unwrap();
     // `dmstats ungroup`, then `dmstats group` of the others.
     let aux = &mut engine.dev.regions.get_mut(&g).unwrap().aux_data;
-    let mut desc = Descriptor::parse(aux).unwrap().unwrap();
+    let mut desc = Descriptor::parse(&*aux).unwrap().unwrap();
     desc.members.retain(|&m| m != made);
     *aux = desc.format();
     let before = engine.dev.regions[&made].clone();

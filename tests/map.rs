@@ -20,14 +20,14 @@ use dmfilemapd::{
 };
 use dmfilemapd::{fingerprint, Mark, BATCH};
 use dmfilemapd::{Descriptor, Dialect, Region, RegionId};
-use dmfilemapd::{Device, DeviceError};
+use dmfilemapd::{Device, DeviceError, Text};
 use dmfilemapd::{Engine, EngineError, Outcome, Warning};
 
 const P: &str = DMSTATS_PROGRAM;
 
 fn spec(alias: &str) -> NewGroup {
     NewGroup {
-        alias: alias.to_owned(),
+        alias: alias.into(),
         histogram: Histogram::default(),
     }
 }
@@ -81,7 +81,7 @@ fn map_makes_what_dmstats_makes() {
         // which libdm reads as dmstats' `-`; all else is equal.
         let first = ours.regions[&g].aux_data.clone();
         let joined = Mark::Made {
-            under: fingerprint(&Descriptor::for_new_group(alias, vec![g]).unwrap().format()),
+            under: fingerprint(Descriptor::for_new_group(alias, vec![g]).unwrap().format()),
         }
         .format();
         let mut seen = ours.regions.clone();
@@ -102,7 +102,10 @@ fn map_makes_what_dmstats_makes() {
         assert!(ours.log[3..6].iter().all(|m| m.ends_with(&joined)));
         assert_eq!(
             [&ours.log[2][..], &ours.log[6][..]],
-            ["@stats_list", &format!("@stats_list {P}")]
+            [
+                b"@stats_list".as_slice(),
+                format!("@stats_list {P}").as_bytes()
+            ]
         );
         assert!(ours.log[0].starts_with(&format!("@stats_create {}+64 /1", 5 * 2048)));
         for k in [1, 7] {
@@ -122,7 +125,7 @@ fn map_refuses_a_file_without_extents_and_a_bad_alias() {
         create_group(&mut dm, &[], &spec("f"), &never),
         Err(MapError::NoExtents)
     ));
-    for alias in ["a:b", "x\":y", "nb\u{a0}sp"] {
+    for alias in ["a:b", "x\":y", "a\nb", "a# b"] {
         assert!(matches!(
             create_group(&mut dm, &file(), &spec(alias), &never),
             Err(MapError::Alias(_))
@@ -205,7 +208,7 @@ fn the_engine_follows_a_group_map_made() {
     converged(&engine.dev, engine.group_id(), &grown);
     let (desc, _) = group(&engine.dev, engine.group_id());
     assert_eq!(
-        (desc.alias.as_str(), desc.dialect),
+        (desc.alias.to_str().unwrap(), desc.dialect),
         ("vm.img", Dialect::Quoted)
     );
 }
@@ -216,7 +219,7 @@ fn find_group_rule() {
     let a = dm.filemap_group(&file(), "a", Dialect::Bare);
     let other = extents_at(&[(20, 8), (21, 8)]);
     let b = dm.filemap_group(&other, "b", Dialect::Quoted);
-    let list = |dm: &FakeDm| dmfilemapd::by_id(dmfilemapd::parse_list(&dm.list_reply(None)).0);
+    let list = |dm: &FakeDm| dmfilemapd::by_id(dmfilemapd::parse_list(dm.list_reply(None)).0);
     assert_eq!(find_group(&list(&dm), &file()), Ok(a));
     // Any order of the file's extents; the set is what counts.
     let mut shuffled = file();
@@ -270,27 +273,27 @@ fn unmap_deletes_every_member_and_the_leader_last() {
     };
     let desc = format!("DMS_GROUP=\"my\\ file\":{g}#user");
     let carried = dm.log[1]
-        .strip_prefix(&format!("@stats_set_aux {m3} "))
+        .strip_prefix(format!("@stats_set_aux {m3} "))
         .and_then(Mark::parse);
     let batch = [m1, m2, m3].map(|m| (m, dm_extent(&members_before, m)));
     assert_eq!(
         carried,
         Some(Mark::Dropped {
-            under: fingerprint(&desc.replace("\\ ", " ")),
+            under: fingerprint(desc.replace("\\ ", " ")),
             regions: batch.to_vec(),
         }),
         "{:?}",
         dm.log
     );
-    let want = vec![
-        "@stats_list".to_string(),
+    let want: Vec<Text> = vec![
+        "@stats_list".into(),
         dm.log[1].clone(),
-        format!("@stats_set_aux {g} {desc}"),
-        format!("@stats_delete {m1}"),
-        format!("@stats_delete {m2}"),
-        format!("@stats_delete {m3}"),
-        format!("@stats_list {P}"),
-        format!("@stats_delete {g}"),
+        format!("@stats_set_aux {g} {desc}").into(),
+        format!("@stats_delete {m1}").into(),
+        format!("@stats_delete {m2}").into(),
+        format!("@stats_delete {m3}").into(),
+        format!("@stats_list {P}").into(),
+        format!("@stats_delete {g}").into(),
     ];
     assert_eq!(dm.log, want);
     assert_eq!(done.messages, want.len());
@@ -601,7 +604,7 @@ struct Interleaved {
 }
 
 impl Device for Interleaved {
-    fn message(&mut self, msg: &str) -> Result<String, DeviceError> {
+    fn message(&mut self, msg: &[u8]) -> Result<Text, DeviceError> {
         let reply = self.dm.message(msg);
         self.sent += 1;
         if self.sent == self.at {
@@ -621,7 +624,7 @@ fn map_moves_the_descriptor_to_a_lower_id() {
         sent: usize,
     }
     impl Device for Freeing {
-        fn message(&mut self, msg: &str) -> Result<String, DeviceError> {
+        fn message(&mut self, msg: &[u8]) -> Result<Text, DeviceError> {
             self.sent += 1;
             if self.sent == 4 {
                 self.dm.regions.remove(&0);

@@ -67,7 +67,7 @@ fn map_accepts() {
         (
             &["map", "--alias=", "f"],
             MapArgs {
-                alias: Some(String::new()),
+                alias: Some("".into()),
                 ..map("f")
             },
         ),
@@ -209,15 +209,19 @@ fn map_refuses() {
         (&["map", "f", "--alias"], MissingValue(s("--alias"))),
         (
             &["map", "--alias", "a\nb", "f"],
-            Alias(AliasError::Control(s("a\nb"))),
+            Alias(AliasError::Newline(s("\"a\\nb\""))),
         ),
         (
             &["map", "--alias", "x\":y", "f"],
-            Alias(AliasError::Colon(s("x\":y"))),
+            Alias(AliasError::Colon(s("\"x\\\":y\""))),
         ),
         (
             &["map", "--alias", "a:b", "f"],
-            Alias(AliasError::Colon(s("a:b"))),
+            Alias(AliasError::Colon(s("\"a:b\""))),
+        ),
+        (
+            &["map", "--alias", "a# b", "f"],
+            Alias(AliasError::SpaceAfterHash(s("\"a# b\""))),
         ),
         (&["map", "f", "--bounds"], MissingValue(s("--bounds"))),
         (
@@ -375,4 +379,47 @@ fn binary_refusals_are_one_line() {
     }
     assert!(String::from_utf8_lossy(&bin(&["map", d]).stderr).contains("a directory"));
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `--alias` and the file are bytes, as the kernel hands argv over: a name
+/// that is not UTF-8, tabs, a leading dash, a backslash, 255 bytes.
+#[test]
+fn map_takes_any_bytes_dmstats_takes() {
+    use std::ffi::OsString;
+    use std::os::unix::ffi::OsStringExt;
+    let bytes = |b: &[u8]| OsString::from_vec(b.to_vec());
+    let long = [&[b'n'; 251][..], b".img"].concat();
+    for alias in [
+        &b"caf\xe9.img"[..],
+        b"file\twith\ttabs",
+        b"-dash",
+        b"back\\slash",
+        b"cr\r vt\x0b ff\x0c nbsp\xa0",
+        &long,
+    ] {
+        let file = [&b"/mnt/"[..], alias].concat();
+        let argv = ["dmfilemapd", "map", "--alias"]
+            .map(OsString::from)
+            .into_iter()
+            .chain([bytes(alias), "--".into(), bytes(&file)]);
+        let Ok(Command::Map(m)) = parse(argv) else {
+            panic!("{alias:?} refused");
+        };
+        assert_eq!(m.alias, Some(bytes(alias)));
+        assert_eq!(m.file, PathBuf::from(bytes(&file)));
+    }
+    let refused = parse(
+        ["dmfilemapd", "map", "--alias"]
+            .map(OsString::from)
+            .into_iter()
+            .chain([bytes(b"\xff:"), "f".into()]),
+    );
+    assert_eq!(
+        refused,
+        Err(UsageError::Alias(AliasError::Colon(r#""\xff:""#.into())))
+    );
+    assert_eq!(
+        refused.unwrap_err().to_string(),
+        r#"Bad --alias: alias "\xff:" holds a ':', which no dmstats reads back"#
+    );
 }

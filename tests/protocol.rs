@@ -140,7 +140,7 @@ fn every_accepted_descriptor_formats_back_to_itself() {
                 "{text:?} from {aux:?}"
             );
             assert_eq!(
-                parse_members(&format_members(&d.members)),
+                parse_members(format_members(&d.members)),
                 Ok(d.members.clone())
             );
         }
@@ -183,7 +183,11 @@ fn lvm2_replies_in_both_dialects() {
     assert!(skipped.is_empty());
     let d = Descriptor::parse(&regions[0].aux_data).unwrap().unwrap();
     assert_eq!(
-        (d.alias.as_str(), d.members.as_slice(), d.user.as_str()),
+        (
+            d.alias.to_str().unwrap(),
+            d.members.as_slice(),
+            d.user.to_str().unwrap()
+        ),
         ("vm.img", &[0, 1, 2][..], "")
     );
     assert_eq!(d.format(), regions[0].aux_data);
@@ -196,12 +200,16 @@ fn lvm2_replies_in_both_dialects() {
     assert_eq!(leader.histogram, [1000, 10000]);
     let d = Descriptor::parse(&leader.aux_data).unwrap().unwrap();
     assert_eq!(
-        (d.alias.as_str(), d.members.as_slice(), d.user.as_str()),
+        (
+            d.alias.to_str().unwrap(),
+            d.members.as_slice(),
+            d.user.to_str().unwrap()
+        ),
         ("disk: a b", &[1, 2, 4][..], "notes")
     );
     assert_eq!(d.format(), leader.aux_data);
     assert_eq!(
-        msg_set_aux(1, &d.format()).unwrap(),
+        msg_set_aux(1, d.format()).unwrap(),
         "@stats_set_aux 1 DMS_GROUP=\"disk:\\ a\\ b\":1-2,4#notes"
     );
 }
@@ -221,11 +229,17 @@ fn replies_captured_from_the_kernel() {
     let leader = Descriptor::parse(&regions[0].aux_data).unwrap().unwrap();
     assert_eq!(leader.alias, "vmimage");
     assert_eq!(leader.members, (0..128).collect::<Vec<u64>>());
-    assert_eq!((leader.user.as_str(), leader.dialect), ("", Dialect::Bare));
+    assert_eq!(
+        (leader.user.to_str().unwrap(), leader.dialect),
+        ("", Dialect::Bare)
+    );
     assert_eq!(regions[128].histogram, vec![10, 20, 100]);
     let other = &regions[129];
     assert_eq!(
-        (other.program_id.as_str(), other.aux_data.as_str()),
+        (
+            other.program_id.to_str().unwrap(),
+            other.aux_data.to_str().unwrap()
+        ),
         ("otherprog", "my aux data")
     );
     assert_eq!((other.start, other.len, other.step), (0, 2048, 512));
@@ -236,11 +250,11 @@ fn replies_captured_from_the_kernel() {
     let leader = Descriptor::parse(&regions[0].aux_data).unwrap().unwrap();
     assert_eq!(leader.alias, "vm image: one");
     assert_eq!(
-        (leader.user.as_str(), leader.dialect),
+        (leader.user.to_str().unwrap(), leader.dialect),
         ("user data", Dialect::Quoted)
     );
     assert_eq!(leader.format(), regions[0].aux_data);
     for r in regions.iter().chain(parse_list(&bare).0.iter()) {
-        assert_eq!(parse_list(&r.to_line()).0, vec![r.clone()]);
+        assert_eq!(parse_list(r.to_line()).0, vec![r.clone()]);
     }
 }

@@ -6,6 +6,7 @@
 //! kernel accepts; an alias that reads back from its descriptor unchanged.
 
 use std::ffi::OsString;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 
 use dmfilemapd::{ Histogram, MAX_HISTOGRAM_ARG};
 use dmfilemapd::{parse_args as parse, Command};
@@ -23,8 +24,8 @@ fn check_histogram(h: &Histogram) {
         start: 0,
         len: 8,
         step: 8,
-        program_id: DMSTATS_PROGRAM.to_owned(),
-        aux_data: "-".to_owned(),
+        program_id: DMSTATS_PROGRAM.into(),
+        aux_data: "-".into(),
         precise: h.precise,
         histogram: h.bounds.clone(),
     };
@@ -54,9 +55,10 @@ fuzz_target!(|data: &[u8]| {
 
     // A whole command line.
     let mut argv: Vec<OsString> = vec!["dmfilemapd".into()];
+    // Arguments are bytes, as the kernel hands them over: not UTF-8 too.
     argv.extend(
         data.split(|&b| b == 0)
-            .map(|a| OsString::from(String::from_utf8_lossy(a).into_owned())),
+            .map(|a| OsString::from_vec(a.to_vec())),
     );
     match parse(argv) {
         Ok(Command::Map(m)) => {
@@ -64,10 +66,10 @@ fuzz_target!(|data: &[u8]| {
             assert!(!m.file.as_os_str().is_empty());
             assert!(m.verbose <= 3);
             if let Some(alias) = &m.alias {
-                let d =
-                    Descriptor::for_new_group(alias, vec![4, 5]).expect("checked by the parser");
-                assert_eq!(Descriptor::parse(&d.format()), Ok(Some(d.clone())));
-                assert_eq!(&d.alias, alias);
+                let d = Descriptor::for_new_group(alias.as_bytes(), vec![4, 5])
+                    .expect("checked by the parser");
+                assert_eq!(Descriptor::parse(d.format()), Ok(Some(d.clone())));
+                assert_eq!(d.alias, alias.as_bytes());
             }
         }
         Ok(Command::Unmap(u)) => {

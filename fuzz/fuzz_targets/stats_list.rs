@@ -6,8 +6,7 @@ use dmfilemapd::{parse_list, Descriptor};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let reply = String::from_utf8_lossy(data);
-    let (regions, skipped) = parse_list(&reply);
+    let (regions, skipped) = parse_list(data);
     assert!(skipped.iter().all(|s| s.line_no >= 1));
     for region in &regions {
         let line = region.to_line();

@@ -10,6 +10,7 @@
 
 use crate::daemon::source::Mode;
 use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 
 use crate::dmstats::bounds::{self, BoundsError, Histogram};
@@ -233,7 +234,9 @@ pub struct MapArgs {
     pub file: PathBuf,
     pub mode: Mode,
     /// `None`: the name of the file (after resolving links), as dmstats.
-    pub alias: Option<String>,
+    /// Any bytes but those no reader reads back ([`AliasError`]): a file
+    /// name need not be UTF-8, nor an `--alias` that copies one.
+    pub alias: Option<OsString>,
     /// `--precise` and `--bounds` as dmstats sends them (a bound finer than
     /// a millisecond turns precise on).
     pub histogram: Histogram,
@@ -311,7 +314,7 @@ pub(crate) fn parse_map(args: &[OsString]) -> Result<Command, UsageError> {
                     _ => return Err(UsageError::Follow(lossy(&v))),
                 };
             }
-            Long("alias") => alias = Some(text_value(&mut parser, "--alias")?),
+            Long("alias") => alias = Some(parser.value().map_err(option_error)?),
             Long("precise") => precise = true,
             Long("bounds") => list = Some(text_value(&mut parser, "--bounds")?),
             Long("foreground") => foreground = true,
@@ -335,7 +338,7 @@ pub(crate) fn parse_map(args: &[OsString]) -> Result<Command, UsageError> {
     })?;
     if let Some(a) = &alias {
         // Refused now rather than after the regions exist.
-        Descriptor::for_new_group(a, vec![0])?;
+        Descriptor::for_new_group(a.as_bytes(), vec![0])?;
     }
     Ok(Command::Map(MapArgs {
         file: PathBuf::from(file),

@@ -7,12 +7,13 @@
 //! device only through [`map`].
 
 use std::os::fd::OwnedFd;
-use std::path::PathBuf;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
 
 use crate::cmd::cli::{MapArgs, UnmapArgs};
 use crate::cmd::start;
-use crate::dmstats::RegionId;
-use crate::engine::map::{self, Created, Deleted, FindError, NewGroup};
+use crate::dmstats::{AliasError, Descriptor, RegionId, Text};
+use crate::engine::map::{self, Created, Deleted, FindError, MapError, NewGroup};
 use crate::sys::dm::{self, DmDevice};
 use crate::{verbose, warn, Error};
 
@@ -29,15 +30,25 @@ pub(crate) struct Mapped {
 
 /// Check the file and make its group. `stop` is polled between creates.
 pub(crate) fn map_file(args: &MapArgs, stop: &dyn Fn() -> bool) -> Result<Mapped, Error> {
+    let what = shown(&args.file);
+    // dmstats names the group after the file (links resolved), byte for
+    // byte: `dm_basename()` of the canonical path.
+    // The command line refused a bad `--alias`; a file name no reader
+    // reads back is refused here, once links are resolved, before
+    // anything is made.
+    let given = args.alias.is_some();
     let checked = start::check_file(&args.file)?;
-    // dmstats names the group after the file (links resolved).
-    let alias = args.alias.clone().unwrap_or_else(|| {
-        checked
+    let alias: Text = match &args.alias {
+        Some(a) => a.as_bytes().into(),
+        None => checked
             .path
             .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default()
-    });
+            .map(|n| n.as_bytes().into())
+            .unwrap_or_default(),
+    };
+    if let Err(source) = Descriptor::for_new_group(&alias, vec![0]) {
+        return Err(alias_refused(what, given, source));
+    }
     let spec = NewGroup {
         alias,
         histogram: args.histogram.clone(),
@@ -46,7 +57,7 @@ pub(crate) fn map_file(args: &MapArgs, stop: &dyn Fn() -> bool) -> Result<Mapped
     let created =
         map::create_group(&mut device, &checked.extents, &spec, stop).map_err(|source| {
             Error::Map {
-                what: args.file.display().to_string(),
+                what: what.clone(),
                 source,
             }
         })?;
@@ -64,10 +75,29 @@ pub(crate) fn map_file(args: &MapArgs, stop: &dyn Fn() -> bool) -> Result<Mapped
     })
 }
 
+/// A path for a one-line message: control characters and bytes that are
+/// not UTF-8 escaped, as [`Text`] shows them.
+pub(crate) fn shown(path: &Path) -> String {
+    Text::from(path.as_os_str().as_bytes()).to_string()
+}
+
+/// The alias refused, and for the file's own name the way round it.
+fn alias_refused(what: String, given: bool, source: AliasError) -> Error {
+    let source = MapError::Alias(source);
+    if given {
+        Error::Map { what, source }
+    } else {
+        Error::Map {
+            what: format!("{what}: the file's name as alias (give one with --alias)"),
+            source,
+        }
+    }
+}
+
 /// Delete the group `unmap` names: `--group ID` on the device of the
 /// target, or the one group that maps the file (see [`map::find_group`]).
 pub(crate) fn unmap(args: &UnmapArgs) -> Result<(RegionId, Deleted), Error> {
-    let what = args.target.display().to_string();
+    let what = shown(&args.target);
     let (mut device, id) = match args.group {
         Some(id) => (start::check_device(&args.target)?, id),
         None => {

@@ -8,6 +8,7 @@
 use std::ffi::OsString;
 use std::io::Write;
 use std::os::fd::IntoRawFd;
+use std::os::unix::ffi::OsStrExt;
 use std::process::ExitCode;
 
 use super::cli::{self, Args, Command, MapArgs, UnmapArgs, UsageError};
@@ -90,9 +91,10 @@ fn map(m: &MapArgs) -> Result<(), Error> {
     sys::block_stop_signals().map_err(|e| Error::io("sigprocmask", e))?;
     let mapped = mapcmd::map_file(m, &|| sys::stop_signal().is_some())?;
     let Created { group_id, regions } = mapped.created;
-    let line = format!(
-        "{}: Created new group with {regions} region(s) as group ID {group_id}.",
-        m.file.display()
+    // The path as given, byte for byte, as dmstats prints it.
+    let mut line = m.file.as_os_str().as_bytes().to_vec();
+    line.extend_from_slice(
+        format!(": Created new group with {regions} region(s) as group ID {group_id}.").as_bytes(),
     );
     let args = Args {
         fd: mapped.fd.into_raw_fd(),
@@ -133,7 +135,7 @@ fn unmap(u: &UnmapArgs) -> Result<(), Error> {
     let (id, done) = mapcmd::unmap(u)?;
     info!(
         "{}: Deleted group {id} ({} regions, {} messages).",
-        u.target.display(),
+        mapcmd::shown(&u.target),
         done.regions,
         done.messages
     );
@@ -141,9 +143,12 @@ fn unmap(u: &UnmapArgs) -> Result<(), Error> {
 }
 
 /// A line on stdout, flushed (a pipe must see it before the loop starts).
-fn say(line: &str) {
+fn say(line: &[u8]) {
     let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{line}").and_then(|()| out.flush());
+    let _ = out
+        .write_all(line)
+        .and_then(|()| out.write_all(b"\n"))
+        .and_then(|()| out.flush());
 }
 
 /// Check, then run the loop here.
@@ -197,7 +202,7 @@ fn starting(args: &Args) -> Result<(), Error> {
         args.fd,
         args.group_id,
         args.mode,
-        args.path.display()
+        mapcmd::shown(&args.path)
     );
     // Whatever else the caller left open is not ours to keep.
     sys::close_stray_fds(args.fd).map_err(|e| Error::io("/proc/self/fd", e))

@@ -15,6 +15,7 @@ use rustix::fs::{FileType, Stat};
 use rustix::io::Errno;
 
 use crate::cmd::cli::Args;
+use crate::cmd::map::shown;
 use crate::daemon::source::file_id;
 use crate::daemon::source::Mode;
 use crate::engine::{Engine, EngineError};
@@ -198,7 +199,7 @@ pub(crate) struct Checked {
 
 pub(crate) fn check_file(path: &Path) -> Result<Checked, Error> {
     use rustix::fs::{Mode as Perm, OFlags};
-    let what = path.display().to_string();
+    let what = shown(path);
     let refuse = |why: Refusal| Error::refused(&what, why);
     let abs = std::fs::canonicalize(path).map_err(|e| refuse(Refusal::Open(e)))?;
     let handle = rustix::fs::open(&abs, OFlags::PATH | OFlags::CLOEXEC, Perm::empty())
@@ -232,7 +233,7 @@ pub(crate) fn check_file(path: &Path) -> Result<Checked, Error> {
 /// The device `unmap --group` names: a device-mapper block device, or the
 /// device any file or directory given sits on.
 pub(crate) fn check_device(path: &Path) -> Result<DmDevice, Error> {
-    let what = path.display().to_string();
+    let what = shown(path);
     let refuse = |why: Refusal| Error::refused(&what, why);
     let st = rustix::fs::stat(path).map_err(|e| refuse(Refusal::Open(e.into())))?;
     #[allow(clippy::unnecessary_cast)]
@@ -276,7 +277,7 @@ fn check_path(args: &Args, st: &Stat) -> Result<(), Error> {
         rustix::fs::stat(&args.path).is_ok_and(|p| p.st_dev == st.st_dev && p.st_ino == st.st_ino);
     if !same {
         return Err(Error::refused(
-            format!("path {}", args.path.display()),
+            format!("path {}", shown(&args.path)),
             Refusal::OtherFile(args.fd),
         ));
     }

@@ -1,9 +1,11 @@
 //! The `DMS_GROUP` group descriptor that a filemap group's leader keeps in
 //! its aux_data: `DMS_GROUP=alias:members#user` as lvm2 <= 2.03.22 writes
-//! it, `DMS_GROUP="alias":members#user` as later releases do. Pure text.
+//! it, `DMS_GROUP="alias":members#user` as later releases do. Bytes: an
+//! alias is a file name or what `--alias` was given, neither need be UTF-8.
 
-use super::list::{excerpt, number, RegionId};
+use super::list::{number, RegionId};
 use super::message::{escape, MessageError};
+use super::text::{excerpt, find, split_once, Text};
 
 /// How the alias is written in a descriptor.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -17,11 +19,11 @@ pub enum Dialect {
 /// The group descriptor stored in the aux_data of a group's leader.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Descriptor {
-    pub alias: String,
+    pub alias: Text,
     /// Ascending, no duplicates; the first is the leader.
     pub members: Vec<RegionId>,
     /// The user's own aux_data after `#`, empty when it was `-`.
-    pub user: String,
+    pub user: Text,
     pub dialect: Dialect,
 }
 
@@ -57,32 +59,32 @@ impl Descriptor {
     /// before it is not kept (libdm drops it too when it writes back).
     /// Quoted: the alias runs from the opening `"` to the first `":`, so it
     /// may hold spaces, colons and quotes (libdm stops at the first `:`).
-    /// Bare: the alias runs to the first `:` and cannot start with `"`.
+    /// Bare: the alias runs to the first `:`. A bare alias may start with
+    /// `"` too (Debian 12's dmstats writes a file named `"x` as
+    /// `DMS_GROUP="x:...`): with no `":` after it, it is read bare.
     /// The members run to the first `#` after them; the rest is user data.
-    pub fn parse(aux_data: &str) -> Result<Option<Descriptor>, DescriptorError> {
-        let Some(at) = aux_data.find(TAG) else {
+    /// Either way [`format`](Self::format) writes the same bytes back.
+    pub fn parse(aux_data: impl AsRef<[u8]>) -> Result<Option<Descriptor>, DescriptorError> {
+        let aux_data = aux_data.as_ref();
+        let Some(at) = find(aux_data, TAG.as_bytes()) else {
             return Ok(None);
         };
         let body = &aux_data[at + TAG.len()..];
-        let (alias, rest, dialect) = match body.strip_prefix('"') {
-            Some(quoted) => {
-                let (alias, rest) = quoted
-                    .split_once("\":")
-                    .ok_or(DescriptorError::NoSeparator)?;
-                (alias, rest, Dialect::Quoted)
-            }
+        let quoted = body.strip_prefix(b"\"").and_then(|q| split_once(q, b"\":"));
+        let (alias, rest, dialect) = match quoted {
+            Some((alias, rest)) => (alias, rest, Dialect::Quoted),
             None => {
-                let (alias, rest) = body.split_once(':').ok_or(DescriptorError::NoSeparator)?;
+                let (alias, rest) = split_once(body, b":").ok_or(DescriptorError::NoSeparator)?;
                 (alias, rest, Dialect::Bare)
             }
         };
-        let (members, user) = rest.split_once('#').unwrap_or((rest, "-"));
+        let (members, user) = split_once(rest, b"#").unwrap_or((rest, b"-"));
         let members = parse_members(members)?;
-        let user = if user == "-" { "" } else { user };
+        let user: &[u8] = if user == b"-" { b"" } else { user };
         Ok(Some(Descriptor {
-            alias: alias.to_owned(),
+            alias: alias.into(),
             members,
-            user: user.to_owned(),
+            user: user.into(),
             dialect,
         }))
     }
@@ -96,33 +98,62 @@ impl Descriptor {
     /// An empty alias is written `DMS_GROUP=:` in the bare dialect, as both
     /// lvm2 dialects write a group without alias; a quoted descriptor keeps
     /// its `""` so that what was read is written back byte for byte.
-    pub fn format(&self) -> String {
-        let members = format_members(&self.members);
-        let user = if self.user.is_empty() {
-            "-"
-        } else {
-            &self.user
+    pub fn format(&self) -> Text {
+        let mut out = Text::from(TAG);
+        let quote: &[u8] = match self.dialect {
+            Dialect::Bare => b"",
+            Dialect::Quoted => b"\"",
         };
-        match self.dialect {
-            Dialect::Bare => format!("{TAG}{}:{members}#{user}", self.alias),
-            Dialect::Quoted => format!("{TAG}\"{}\":{members}#{user}", self.alias),
+        out.push_str(quote);
+        out.push_str(&self.alias);
+        out.push_str(quote);
+        out.push(b':');
+        out.push_str(format_members(&self.members));
+        out.push(b'#');
+        if self.user.is_empty() {
+            out.push(b'-');
+        } else {
+            out.push_str(&self.user);
         }
+        out
     }
 }
 
-/// Why an alias cannot be written in a descriptor.
+/// Why an alias cannot be written in a descriptor: what no reader would
+/// read back as given (not the daemon, not dmstats of either dialect), so
+/// that `map` refuses it before anything is made.
+///
+/// What is left is accepted, whatever its bytes: tabs and other control
+/// characters, backslashes, quotes, `#`, a leading `-`, bytes that are not
+/// UTF-8. The kernel's splitter is handled by escaping ([`escape`]), and
+/// the kernel prints aux data back raw, which dmstats (>= 2.03.23) reads
+/// as it was written.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AliasError {
-    /// The kernel prints aux_data raw: a newline would split the
-    /// `@stats_list` line, other control bytes confuse every reader.
-    #[error("alias {0:?} holds a control character")]
-    Control(String),
+    /// The kernel prints one region a line and aux data raw: the newline
+    /// would cut the group's line in two for every reader.
+    #[error("alias {0} holds a newline, which would split the kernel's region list line")]
+    Newline(String),
     /// No dmstats reads back a group whose alias holds a `:`.
-    #[error("alias {0:?} holds a ':', which no dmstats reads back")]
+    #[error("alias {0} holds a ':', which no dmstats reads back")]
     Colon(String),
+    /// dmstats >= 2.03.23 ends the aux data at the first space after the
+    /// first `#` (where user data starts); dmstats < 2.03.23 at the first
+    /// space. An alias with a space after a `#` is cut either way.
+    #[error("alias {0} holds a space after a '#', which no dmstats reads back")]
+    SpaceAfterHash(String),
+    /// dmstats reads a region's line in a 4096-byte buffer: a longer line
+    /// fails its whole list, for every group on the device.
+    #[error("alias {0} is {1} bytes long; at most {MAX_ALIAS} fit in the line dmstats reads")]
+    TooLong(String, usize),
     #[error(transparent)]
     Message(#[from] MessageError),
 }
+
+/// The longest alias `map` writes: a quarter of dmstats' 4096-byte line
+/// buffer (`STATS_ROW_BUF_LEN`), the rest left for the member list and the
+/// options. A file name is at most 255 bytes.
+pub(crate) const MAX_ALIAS: usize = 1024;
 
 /// The dialect a new group's descriptor is written in: quoted
 /// (`DMS_GROUP="alias":...`), always. The one place this is chosen.
@@ -140,27 +171,39 @@ pub const NEW_GROUP_DIALECT: Dialect = Dialect::Quoted;
 impl Descriptor {
     /// The descriptor of a new group with no user data, in
     /// [`NEW_GROUP_DIALECT`]; refused when the alias would not read back
-    /// as given or could not be sent.
-    pub fn for_new_group(alias: &str, members: Vec<RegionId>) -> Result<Descriptor, AliasError> {
-        if alias.chars().any(char::is_control) {
-            return Err(AliasError::Control(excerpt(alias)));
+    /// as given or could not be sent ([`AliasError`]).
+    pub fn for_new_group(
+        alias: impl AsRef<[u8]>,
+        members: Vec<RegionId>,
+    ) -> Result<Descriptor, AliasError> {
+        let alias = alias.as_ref();
+        // A NUL first: no message carries it, whatever else the alias holds.
+        escape(alias)?;
+        let why = excerpt(alias);
+        if alias.contains(&b'\n') {
+            return Err(AliasError::Newline(why));
         }
         // Neither dmstats reads a group whose alias holds a colon, in
         // either form (not even the one that wrote it).
-        if alias.contains(':') {
-            return Err(AliasError::Colon(excerpt(alias)));
+        if alias.contains(&b':') {
+            return Err(AliasError::Colon(why));
         }
-        let desc = Descriptor {
-            alias: alias.to_owned(),
-            members,
-            user: String::new(),
-            dialect: NEW_GROUP_DIALECT,
-        };
+        if let Some(hash) = alias.iter().position(|&b| b == b'#') {
+            if alias[hash..].contains(&b' ') {
+                return Err(AliasError::SpaceAfterHash(why));
+            }
+        }
+        if alias.len() > MAX_ALIAS {
+            return Err(AliasError::TooLong(why, alias.len()));
+        }
         // Without a colon the quoted alias cannot hold the `":` that ends
-        // it, so it reads back as written; only the kernel's argument
-        // splitter (byte 0xA0) is left to refuse.
-        escape(&desc.format())?;
-        Ok(desc)
+        // it, so it reads back as written.
+        Ok(Descriptor {
+            alias: alias.into(),
+            members,
+            user: Text::new(),
+            dialect: NEW_GROUP_DIALECT,
+        })
     }
 }
 
@@ -196,14 +239,15 @@ pub fn format_members(members: &[RegionId]) -> String {
 /// Items are strict (digits, no spaces, no empty items, `M <= N`), but like
 /// libdm's bitset parser their order does not matter: the result is the
 /// ascending set they name. At most `MAX_MEMBERS` ids, duplicates included.
-pub fn parse_members(list: &str) -> Result<Vec<RegionId>, DescriptorError> {
+pub fn parse_members(list: impl AsRef<[u8]>) -> Result<Vec<RegionId>, DescriptorError> {
+    let list = list.as_ref();
     let bad = || DescriptorError::BadMembers(excerpt(list));
     if list.is_empty() {
         return Err(DescriptorError::Empty);
     }
     let mut members = Vec::new();
-    for item in list.split(',') {
-        let (first, last) = match item.split_once('-') {
+    for item in list.split(|&b| b == b',') {
+        let (first, last) = match split_once(item, b"-") {
             Some((a, b)) => (number(a).ok_or_else(bad)?, number(b).ok_or_else(bad)?),
             None => {
                 let n = number(item).ok_or_else(bad)?;

@@ -2,14 +2,17 @@
 //! sending one can fail. [`crate::sys::dm::DmDevice`] is the kernel's,
 //! `fake::FakeDm` (feature `testkit`) the tests'; the engine sees only this.
 //!
-//! Owns: the [`Device`] trait and [`DeviceError`]. Touches: nothing of the
-//! crate (every other module may depend on this one, it on none of them).
+//! Owns: the [`Device`] trait and [`DeviceError`]. Touches: [`Text`] only
+//! (every other module may depend on this one).
+
+use super::text::Text;
 
 /// A device-mapper device that takes dm-stats messages.
 pub trait Device {
-    /// Send one target message (sector 0) and return the reply text,
-    /// empty when the kernel sends none.
-    fn message(&mut self, msg: &str) -> Result<String, DeviceError>;
+    /// Send one target message (sector 0) and return the reply, empty
+    /// when the kernel sends none. Both are bytes: the kernel stores and
+    /// prints aux data as it was sent, UTF-8 or not.
+    fn message(&mut self, msg: &[u8]) -> Result<Text, DeviceError>;
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -22,7 +25,7 @@ pub enum DeviceError {
 
 /// A borrowed device is a device: `map` drives the engine on its caller's.
 impl<D: Device + ?Sized> Device for &mut D {
-    fn message(&mut self, msg: &str) -> Result<String, DeviceError> {
+    fn message(&mut self, msg: &[u8]) -> Result<Text, DeviceError> {
         (**self).message(msg)
     }
 }

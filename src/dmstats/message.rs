@@ -1,56 +1,59 @@
 //! The messages we send (`@stats_list`, `@stats_create`, `@stats_delete`,
 //! `@stats_set_aux`, `@stats_print`) and the short replies they get, with
-//! the escaping the kernel's argument splitter needs. Pure text.
+//! the escaping the kernel's argument splitter needs. Bytes ([`Text`]), so
+//! that an alias that is not UTF-8 reaches the kernel as it was given.
 
-use super::list::{excerpt, join_bounds, number, Region, RegionId, HISTOGRAM, PRECISE};
+use super::list::{join_bounds, number, Region, RegionId, HISTOGRAM, PRECISE};
+use super::text::{c_str, excerpt, Text};
 use crate::extent::Extent;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MessageError {
-    #[error("a dm message cannot carry a NUL byte: {0:?}")]
+    /// A message is a C string: the kernel would end it at the NUL.
+    #[error("a dm message cannot carry a NUL byte: {0}")]
     Nul(String),
-    #[error("the kernel would split {0:?} inside a character (byte 0xA0 is a space to it)")]
-    Latin1Space(String),
 }
 
-/// The bytes the kernel's `isspace()` accepts: C whitespace plus Latin-1
-/// no-break space, which its ctype table also marks as a space.
-fn kernel_space(b: u8) -> bool {
+/// The bytes the kernel's `isspace()` accepts, which end a token in
+/// `dm_split_args` (drivers/md/dm-table.c): its ctype table (lib/ctype.c)
+/// marks `\t \n \v \f \r`, the space, and Latin-1's no-break space 0xA0.
+/// 0xA0 is also a continuation byte of UTF-8 (`à` is C3 A0, `Р` D0 A0,
+/// many CJK ideographs hold one): unescaped, the kernel would cut such a
+/// character in two.
+pub(crate) fn kernel_space(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r' | 0xa0)
 }
 
 /// Escape one message argument for the kernel's argument splitter.
 ///
-/// The splitter (`dm_split_args`) ends a token at any `isspace()` byte and
-/// takes the byte after a backslash literally. So every ASCII space byte and
-/// every backslash gets a backslash. Byte 0xA0 only occurs inside multi-byte
-/// characters here and cannot be escaped in a `&str`: refused, as is NUL.
-pub fn escape(arg: &str) -> Result<String, MessageError> {
-    if arg.contains('\0') {
+/// `dm_split_args` ends a token at any [`kernel_space`] byte and takes the
+/// byte after a backslash literally, whatever it is (but NUL). So each such
+/// byte and each backslash gets a backslash before it, byte by byte: a
+/// 0xA0 inside a UTF-8 character too, which the kernel stores whole again.
+/// Only NUL, which would end the message, is refused.
+pub fn escape(arg: impl AsRef<[u8]>) -> Result<Text, MessageError> {
+    let arg = arg.as_ref();
+    if arg.contains(&0) {
         return Err(MessageError::Nul(excerpt(arg)));
     }
-    let mut out = String::with_capacity(arg.len() + 8);
-    for c in arg.chars() {
-        if c.len_utf8() > 1 {
-            let mut buf = [0u8; 4];
-            if c.encode_utf8(&mut buf).bytes().any(|b| b == 0xa0) {
-                return Err(MessageError::Latin1Space(excerpt(arg)));
-            }
-        } else if c == '\\' || kernel_space(c as u8) {
-            out.push('\\');
+    let mut out = Vec::with_capacity(arg.len() + 8);
+    for &b in arg {
+        if b == b'\\' || kernel_space(b) {
+            out.push(b'\\');
         }
-        out.push(c);
+        out.push(b);
     }
-    Ok(out)
+    Ok(out.into())
 }
 
 /// Split a message as the kernel's `dm_split_args` does: the inverse of
-/// [`escape`], for the fake kernel and the tests. Tokens that are not UTF-8
-/// once split (a character cut at byte 0xA0) are read lossily.
+/// [`escape`], for the fake kernel and the tests. The message ends at its
+/// first NUL (it is a C string); spaces as [`kernel_space`] says; a
+/// backslash takes the next byte literally, and a last lone backslash is
+/// kept, as the kernel keeps it.
 #[cfg(feature = "testkit")]
-pub fn split_args(msg: &str) -> Vec<String> {
-    let bytes = msg.as_bytes();
-    let bytes = &bytes[..bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len())];
+pub fn split_args(msg: impl AsRef<[u8]>) -> Vec<Text> {
+    let bytes = c_str(msg.as_ref());
     let mut args = Vec::new();
     let mut i = 0;
     loop {
@@ -75,27 +78,38 @@ pub fn split_args(msg: &str) -> Vec<String> {
             token.push(b);
             i += 1;
         }
-        args.push(String::from_utf8_lossy(&token).into_owned());
+        args.push(token.into());
     }
 }
 
 /// An argument the kernel takes as given when it is empty: `-`.
-fn arg_or_dash(arg: &str) -> Result<String, MessageError> {
+fn arg_or_dash(arg: &[u8]) -> Result<Text, MessageError> {
     if arg.is_empty() {
-        Ok("-".to_owned())
+        Ok("-".into())
     } else {
         escape(arg)
     }
+}
+
+fn join(parts: &[&[u8]]) -> Text {
+    let mut out = Text::new();
+    for (i, p) in parts.iter().enumerate() {
+        if i > 0 {
+            out.push(b' ');
+        }
+        out.push_str(p);
+    }
+    out
 }
 
 /// `@stats_list [<program_id>]`
 ///
 /// An empty program_id asks for `-`, the program_id the kernel gives a
 /// region created without one; sending nothing would list every region.
-pub fn msg_list(program_id: Option<&str>) -> Result<String, MessageError> {
+pub fn msg_list(program_id: Option<&[u8]>) -> Result<Text, MessageError> {
     match program_id {
-        Some(p) => Ok(format!("@stats_list {}", arg_or_dash(p)?)),
-        None => Ok("@stats_list".to_owned()),
+        Some(p) => Ok(join(&[b"@stats_list", &arg_or_dash(p)?])),
+        None => Ok("@stats_list".into()),
     }
 }
 
@@ -105,7 +119,11 @@ pub fn msg_list(program_id: Option<&str>) -> Result<String, MessageError> {
 ///
 /// The kernel reads the argument after the step as the option count when
 /// it is all digits, so a numeric program_id gets an explicit count of 0.
-pub fn msg_create(extent: Extent, template: &Region, aux: &str) -> Result<String, MessageError> {
+pub fn msg_create(
+    extent: Extent,
+    template: &Region,
+    aux: impl AsRef<[u8]>,
+) -> Result<Text, MessageError> {
     let program_id = arg_or_dash(&template.program_id)?;
     let mut opts = Vec::new();
     if template.precise {
@@ -115,15 +133,18 @@ pub fn msg_create(extent: Extent, template: &Region, aux: &str) -> Result<String
         opts.push(format!("{HISTOGRAM}{}", join_bounds(&template.histogram)));
     }
     let mut msg = format!("@stats_create {}+{} /1", extent.start, extent.len);
-    if !opts.is_empty() || program_id.bytes().all(|b| b.is_ascii_digit()) {
+    if !opts.is_empty() || program_id.iter().all(|b| b.is_ascii_digit()) {
         msg.push_str(&format!(" {}", opts.len()));
         for opt in &opts {
             msg.push(' ');
             msg.push_str(opt);
         }
     }
-    msg.push_str(&format!(" {program_id} {}", arg_or_dash(aux)?));
-    Ok(msg)
+    Ok(join(&[
+        msg.as_bytes(),
+        &program_id,
+        &arg_or_dash(aux.as_ref())?,
+    ]))
 }
 
 /// Sectors a `@stats_print` reply counts: sectors read plus sectors
@@ -134,7 +155,8 @@ pub fn msg_create(extent: Extent, template: &Region, aux: &str) -> Result<String
 /// large tile read by 1 MiB requests would look as cheap to fold as a small
 /// one read by 16 KiB requests. `None` for a line that
 /// is not shaped so.
-pub(crate) fn parse_print_sectors(reply: &str) -> Option<u64> {
+pub(crate) fn parse_print_sectors(reply: &[u8]) -> Option<u64> {
+    let reply = std::str::from_utf8(c_str(reply)).ok()?;
     let mut total = 0u64;
     for line in reply.lines().filter(|l| !l.trim().is_empty()) {
         let mut fields = line.split_ascii_whitespace();
@@ -152,23 +174,23 @@ pub(crate) fn parse_print_sectors(reply: &str) -> Option<u64> {
 }
 
 /// `@stats_delete <id>`
-pub fn msg_delete(id: RegionId) -> String {
-    format!("@stats_delete {id}")
+pub fn msg_delete(id: RegionId) -> Text {
+    format!("@stats_delete {id}").into()
 }
 
 /// `@stats_set_aux <id> <aux>`; `aux` unescaped, `-` when empty.
-pub fn msg_set_aux(id: RegionId, aux: &str) -> Result<String, MessageError> {
-    Ok(format!("@stats_set_aux {id} {}", arg_or_dash(aux)?))
+pub fn msg_set_aux(id: RegionId, aux: impl AsRef<[u8]>) -> Result<Text, MessageError> {
+    let verb = format!("@stats_set_aux {id}");
+    Ok(join(&[verb.as_bytes(), &arg_or_dash(aux.as_ref())?]))
 }
 
 /// The region id in an `@stats_create` reply.
-pub fn parse_create_reply(reply: &str) -> Option<RegionId> {
-    let reply = reply.split('\0').next().unwrap_or("");
-    number(reply.trim())
+pub fn parse_create_reply(reply: impl AsRef<[u8]>) -> Option<RegionId> {
+    number(c_str(reply.as_ref()).trim_ascii())
 }
 
 /// `@stats_print <id> <first> <count>`: the counters of `count` areas of
 /// region `id`, from area `first` (0-based).
-pub fn msg_print(id: RegionId, first: u64, count: u64) -> String {
-    format!("@stats_print {id} {first} {count}")
+pub fn msg_print(id: RegionId, first: u64, count: u64) -> Text {
+    format!("@stats_print {id} {first} {count}").into()
 }

@@ -3,6 +3,7 @@
 
 use super::list::{number, Region, RegionId, SkippedLine};
 use super::message::msg_print;
+use super::text::{c_str, Text};
 use crate::extent::Extent;
 
 /// The area a line of an `@stats_print` reply describes. The kernel prints
@@ -22,8 +23,12 @@ const PRINT_COUNTERS: usize = 13;
 /// The areas of an `@stats_print` reply, in order; the counters are not
 /// read, only counted. A line that is not `<start>+<len>` and the counters
 /// is an error: such a reply says nothing about the region.
-pub(crate) fn parse_print(reply: &str) -> Result<Vec<Area>, SkippedLine> {
-    let reply = reply.split('\0').next().unwrap_or("");
+pub(crate) fn parse_print(reply: impl AsRef<[u8]>) -> Result<Vec<Area>, SkippedLine> {
+    // Numbers and spaces only: a reply that is not UTF-8 is no print.
+    let reply = std::str::from_utf8(c_str(reply.as_ref())).map_err(|_| SkippedLine {
+        line_no: 1,
+        reason: "not text",
+    })?;
     let mut areas = Vec::new();
     for (i, line) in reply.split('\n').enumerate() {
         if line.trim().is_empty() {
@@ -59,7 +64,7 @@ pub(crate) fn parse_print(reply: &str) -> Result<Vec<Area>, SkippedLine> {
 /// program) and a last area that changed length within its step.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Probe {
-    pub msg: String,
+    pub msg: Text,
     expect: Area,
 }
 
@@ -89,7 +94,7 @@ impl Probe {
     }
 
     /// Whether the reply shows the region as listed.
-    pub(crate) fn matches(&self, reply: &str) -> bool {
+    pub(crate) fn matches(&self, reply: &[u8]) -> bool {
         parse_print(reply).is_ok_and(|areas| areas == [self.expect])
     }
 }

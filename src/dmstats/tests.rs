@@ -4,6 +4,7 @@ use super::descriptor::*;
 use super::list::*;
 use super::message::*;
 use super::print::*;
+use super::text::Text;
 use crate::extent::Extent;
 
 fn region(id: RegionId, aux: &str) -> Region {
@@ -103,16 +104,19 @@ fn aux_with_spaces_and_descriptors() {
 fn ambiguous_tails_read_as_the_kernel_prints() {
     // An aux_data that ends like a flag is read as the flag; it prints back the same.
     let r = one("1: 0+8 8 p note precise_timestamps");
-    assert_eq!((r.aux_data.as_str(), r.precise), ("note", true));
+    assert_eq!((r.aux_data.to_str().unwrap(), r.precise), ("note", true));
     // A lone token cannot be the flag: the kernel never prints an empty aux_data
     // without the space before it.
     let r = one("1: 0+8 8 p precise_timestamps");
     assert_eq!(
-        (r.aux_data.as_str(), r.precise),
+        (r.aux_data.to_str().unwrap(), r.precise),
         ("precise_timestamps", false)
     );
     let r = one("1: 0+8 8 p histogram:1");
-    assert_eq!((r.aux_data.as_str(), r.histogram.len()), ("histogram:1", 0));
+    assert_eq!(
+        (r.aux_data.to_str().unwrap(), r.histogram.len()),
+        ("histogram:1", 0)
+    );
     // Bad bounds stay in the aux_data.
     for tail in [
         "histogram:",
@@ -165,7 +169,7 @@ fn long_lines() {
     let aux = Descriptor {
         alias: "big file".into(),
         members: members.clone(),
-        user: "-".repeat(3000),
+        user: "-".repeat(3000).into(),
         dialect: Dialect::Quoted,
     }
     .format();
@@ -176,7 +180,7 @@ fn long_lines() {
             aux_data: if id == 0 { aux.clone() } else { "-".into() },
             ..region(id, "")
         };
-        reply.push_str(&r.to_line());
+        reply.push_str(r.to_line().to_str().unwrap());
         reply.push('\n');
     }
     let (regions, skipped) = parse_list(&reply);
@@ -216,19 +220,26 @@ fn descriptor_quoted() {
 fn descriptor_without_alias_or_user() {
     let d = Descriptor::parse("DMS_GROUP=:4#-").unwrap().unwrap();
     assert_eq!(
-        (d.alias.as_str(), d.dialect, d.members.as_slice()),
+        (d.alias.to_str().unwrap(), d.dialect, d.members.as_slice()),
         ("", Dialect::Bare, &[4][..])
     );
     assert_eq!(d.format(), "DMS_GROUP=:4#-");
     let d = Descriptor::parse("DMS_GROUP=\"\":4").unwrap().unwrap();
     assert_eq!(
-        (d.alias.as_str(), d.dialect, d.user.as_str()),
+        (
+            d.alias.to_str().unwrap(),
+            d.dialect,
+            d.user.to_str().unwrap()
+        ),
         ("", Dialect::Quoted, "")
     );
     assert_eq!(d.format(), "DMS_GROUP=\"\":4#-");
     // A bare alias may hold '#' and spaces; only ':' ends it.
     let d = Descriptor::parse("DMS_GROUP=a #b:1-2#x").unwrap().unwrap();
-    assert_eq!((d.alias.as_str(), d.user.as_str()), ("a #b", "x"));
+    assert_eq!(
+        (d.alias.to_str().unwrap(), d.user.to_str().unwrap()),
+        ("a #b", "x")
+    );
 }
 
 #[test]
@@ -246,7 +257,12 @@ fn descriptor_errors() {
     use DescriptorError::*;
     let err = |s: &str| Descriptor::parse(s).unwrap_err();
     assert_eq!(err("DMS_GROUP=x"), NoSeparator);
-    assert_eq!(err("DMS_GROUP=\"x:1#-"), NoSeparator);
+    assert_eq!(err("DMS_GROUP=\"x#-"), NoSeparator);
+    // A quote with no `":` after it opens a bare alias (Debian 12's
+    // dmstats writes a file named `"x` so), read and written back as is.
+    let d = Descriptor::parse("DMS_GROUP=\"x:1#-").unwrap().unwrap();
+    assert_eq!((&d.alias, d.dialect), (&Text::from("\"x"), Dialect::Bare));
+    assert_eq!(d.format(), "DMS_GROUP=\"x:1#-");
     assert_eq!(err("DMS_GROUP=x:#-"), Empty);
     assert_eq!(err("DMS_GROUP=x:"), Empty);
     assert!(matches!(err("DMS_GROUP=x:1,,2#-"), BadMembers(_)));
@@ -300,7 +316,7 @@ fn descriptor_round_trips() {
     for aux in cases {
         let d = Descriptor::parse(aux).unwrap().unwrap();
         assert_eq!(
-            Descriptor::parse(&d.format()),
+            Descriptor::parse(d.format()),
             Ok(Some(d.clone())),
             "{aux:?}"
         );
@@ -319,6 +335,20 @@ fn new_group_descriptors() {
         ("ünï©ødé", "DMS_GROUP=\"ünï©ødé\":0-2#-"),
         ("my file", "DMS_GROUP=\"my file\":0-2#-"),
         ("\"q", "DMS_GROUP=\"\"q\":0-2#-"),
+        // lvm2's own test names, and what its dmstats (>= 2.03.23) reads.
+        ("filenospace", "DMS_GROUP=\"filenospace\":0-2#-"),
+        ("File With Spaces", "DMS_GROUP=\"File With Spaces\":0-2#-"),
+        ("file\twith\ttabs", "DMS_GROUP=\"file\twith\ttabs\":0-2#-"),
+        ("back\\slash", "DMS_GROUP=\"back\\slash\":0-2#-"),
+        ("-dash", "DMS_GROUP=\"-dash\":0-2#-"),
+        (
+            "cr\r vt\x0b ff\x0c",
+            "DMS_GROUP=\"cr\r vt\x0b ff\x0c\":0-2#-",
+        ),
+        ("voilà", "DMS_GROUP=\"voilà\":0-2#-"),
+        ("nb\u{a0}sp", "DMS_GROUP=\"nb\u{a0}sp\":0-2#-"),
+        ("#hash#", "DMS_GROUP=\"#hash#\":0-2#-"),
+        ("space #", "DMS_GROUP=\"space #\":0-2#-"),
     ];
     for &(alias, text) in table {
         let d = Descriptor::for_new_group(alias, vec![0, 1, 2]).unwrap();
@@ -326,14 +356,34 @@ fn new_group_descriptors() {
         assert_eq!(d.format(), text);
         assert_eq!(Descriptor::parse(text), Ok(Some(d)));
     }
-    let err = |a: &str| Descriptor::for_new_group(a, vec![3]).unwrap_err();
-    assert!(matches!(err("a\nb"), AliasError::Control(_)));
-    assert!(matches!(err("tab\there"), AliasError::Control(_)));
-    assert!(matches!(err("a:b"), AliasError::Colon(_)));
-    assert!(matches!(err(":"), AliasError::Colon(_)));
-    assert!(matches!(err("x\":y"), AliasError::Colon(_)));
-    assert!(matches!(err("voilà"), AliasError::Message(_)));
-    assert!(matches!(err("nb\u{a0}sp"), AliasError::Message(_)));
+    // Not UTF-8 (a Latin-1 file name), and the longest file name.
+    let latin1 = b"caf\xe9 \xa0\xff.img";
+    let d = Descriptor::for_new_group(latin1, vec![0]).unwrap();
+    assert_eq!(d.format(), b"DMS_GROUP=\"caf\xe9 \xa0\xff.img\":0#-");
+    let long = vec![b'x'; 255];
+    assert_eq!(
+        Descriptor::for_new_group(&long, vec![0]).unwrap().alias,
+        long
+    );
+
+    let err = |a: &[u8]| Descriptor::for_new_group(a, vec![3]).unwrap_err();
+    assert!(matches!(err(b"a\nb"), AliasError::Newline(_)));
+    assert!(matches!(err(b"\n"), AliasError::Newline(_)));
+    assert!(matches!(err(b"a:b"), AliasError::Colon(_)));
+    assert!(matches!(err(b":"), AliasError::Colon(_)));
+    assert!(matches!(err(b"x\":y"), AliasError::Colon(_)));
+    assert!(matches!(err(b"a# b"), AliasError::SpaceAfterHash(_)));
+    assert!(matches!(err(b"#\xff "), AliasError::SpaceAfterHash(_)));
+    assert!(matches!(err(&[b'y'; 1025]), AliasError::TooLong(_, 1025)));
+    assert!(matches!(err(b"nul\0"), AliasError::Message(_)));
+    // One line, escaped, cut after 64 bytes.
+    assert_eq!(
+        err(b"a\xff\nb").to_string(),
+        "alias \"a\\xff\\nb\" holds a newline, which would split the kernel's region list line"
+    );
+    assert!(err(&[b':'; 100])
+        .to_string()
+        .contains(&format!("\"{}\"...", ":".repeat(64))));
 }
 
 #[test]
@@ -348,9 +398,22 @@ fn escaping() {
     assert_eq!(escape("\"quotes' stay\"").unwrap(), "\"quotes'\\ stay\"");
     assert_eq!(escape("ünï©ødé").unwrap(), "ünï©ødé");
     assert!(matches!(escape("a\0b"), Err(MessageError::Nul(_))));
-    // 'à' is C3 A0 and 'Р' is D0 A0: the kernel would split inside them.
-    assert!(matches!(escape("voilà"), Err(MessageError::Latin1Space(_))));
-    assert!(matches!(escape("Р"), Err(MessageError::Latin1Space(_))));
+    // 'à' is C3 A0 and 'Р' is D0 A0: the kernel would split inside them
+    // without the backslash before A0, and stores them whole with it.
+    assert_eq!(escape("voilà").unwrap(), b"voil\xc3\\\xa0");
+    assert_eq!(escape("Р").unwrap(), b"\xd0\\\xa0");
+    // Bytes that are not UTF-8 pass as they are; only spaces are escaped.
+    assert_eq!(escape(b"\xff \xa0\x85").unwrap(), b"\xff\\ \\\xa0\x85");
+    // Every byte the kernel's ctype table calls a space, and no other.
+    for b in 1..=255u8 {
+        let spaced = matches!(b, 9..=13 | 32 | 0xa0);
+        let want: &[u8] = if spaced || b == b'\\' {
+            &[b'\\', b]
+        } else {
+            &[b]
+        };
+        assert_eq!(escape([b]).unwrap(), want, "byte {b:#04x}");
+    }
 }
 
 #[test]
@@ -364,12 +427,14 @@ fn split_args_undoes_escape() {
         "  ",
         "x\ny",
         "DMS_GROUP=\"a b\":1#-",
+        "voilà",
+        "\r\x0b\x0c\u{a0}",
     ] {
         let msg = msg_set_aux(3, arg).unwrap();
         assert_eq!(split_args(&msg), ["@stats_set_aux", "3", arg], "{msg:?}");
     }
-    // U+00A0 is C2 A0 in UTF-8: the kernel cuts it after C2.
-    assert_eq!(split_args("  a\u{a0}b  "), ["a\u{fffd}", "b"]);
+    // U+00A0 is C2 A0 in UTF-8: unescaped, the kernel cuts it after C2.
+    assert_eq!(split_args("  a\u{a0}b  "), [&b"a\xc2"[..], b"b"]);
     assert_eq!(split_args("x\\"), ["x\\"]);
     assert_eq!(split_args("ab\0 cd"), ["ab"]);
     assert!(split_args(" \t\n").is_empty());
@@ -378,16 +443,26 @@ fn split_args_undoes_escape() {
 #[test]
 fn messages() {
     assert_eq!(msg_list(None).unwrap(), "@stats_list");
-    assert_eq!(msg_list(Some("dmstats")).unwrap(), "@stats_list dmstats");
-    assert_eq!(msg_list(Some("my prog")).unwrap(), "@stats_list my\\ prog");
-    assert_eq!(msg_list(Some("")).unwrap(), "@stats_list -");
+    assert_eq!(
+        msg_list(Some(&b"dmstats"[..])).unwrap(),
+        "@stats_list dmstats"
+    );
+    assert_eq!(
+        msg_list(Some(&b"my prog"[..])).unwrap(),
+        "@stats_list my\\ prog"
+    );
+    assert_eq!(msg_list(Some(&b""[..])).unwrap(), "@stats_list -");
     assert_eq!(msg_delete(12), "@stats_delete 12");
     assert_eq!(msg_set_aux(0, "").unwrap(), "@stats_set_aux 0 -");
     assert_eq!(
         msg_set_aux(4, "DMS_GROUP=\"my file\":4-5#-").unwrap(),
         "@stats_set_aux 4 DMS_GROUP=\"my\\ file\":4-5#-"
     );
-    assert!(msg_set_aux(4, "DMS_GROUP=à:4#-").is_err());
+    // 0xA0 inside a UTF-8 character gets its backslash too.
+    assert_eq!(
+        msg_set_aux(4, "DMS_GROUP=à:4#-").unwrap(),
+        b"@stats_set_aux 4 DMS_GROUP=\xc3\\\xa0:4#-"
+    );
 }
 
 #[test]
@@ -422,7 +497,7 @@ fn create_messages() {
         msg_create(e, &t, "").unwrap(),
         "@stats_create 2048+96 /1 my\\ prog -"
     );
-    t.program_id = String::new();
+    t.program_id = Text::new();
     assert_eq!(
         msg_create(e, &t, "").unwrap(),
         "@stats_create 2048+96 /1 - -"
@@ -437,8 +512,12 @@ fn create_messages() {
         msg_create(e, &t, "-x:1").unwrap(),
         "@stats_create 2048+96 /1 0 42 -x:1"
     );
+    // Byte 0xA0 inside a character is escaped like a space.
     t.program_id = "Рrog".into();
-    assert!(msg_create(e, &t, "").is_err());
+    assert_eq!(
+        msg_create(e, &t, "").unwrap(),
+        b"@stats_create 2048+96 /1 \xd0\\\xa0rog -"
+    );
 }
 
 #[test]
@@ -534,7 +613,7 @@ fn probes() {
         ("2048+16\n".into(), false),
     ];
     for (reply, want) in &cases {
-        assert_eq!(p.matches(reply), *want, "{reply:?}");
+        assert_eq!(p.matches(reply.as_bytes()), *want, "{reply:?}");
     }
     // Three areas of 8, the last cut short: asked for from the third.
     let areas = Region {
@@ -544,9 +623,9 @@ fn probes() {
     };
     let p = Probe::of(&areas);
     assert_eq!(p.msg, "@stats_print 4 2 2");
-    assert!(p.matches(&format!("2064+8{c}\n")));
-    assert!(!p.matches(&format!("2064+8{c}\n2072+8{c}\n")));
-    assert!(!p.matches(""));
+    assert!(p.matches(format!("2064+8{c}\n").as_bytes()));
+    assert!(!p.matches(format!("2064+8{c}\n2072+8{c}\n").as_bytes()));
+    assert!(!p.matches(b""));
 }
 
 #[test]
@@ -563,6 +642,29 @@ fn print_sectors() {
         ("garbage 1 2 3 4 5 6 7\n", None),
     ];
     for (reply, want) in cases {
-        assert_eq!(parse_print_sectors(reply), want, "{reply:?}");
+        assert_eq!(parse_print_sectors(reply.as_bytes()), want, "{reply:?}");
     }
+}
+
+#[test]
+fn lists_and_descriptors_keep_bytes() {
+    // As the kernel prints them: raw, not UTF-8, tabs and 0xA0 included.
+    let line = b"3: 0+8 8 dmstats DMS_GROUP=\"caf\xe9\tx\xa0y\":3-4#- precise_timestamps";
+    let (regions, skipped) = parse_list(&line[..]);
+    assert!(skipped.is_empty());
+    let r = &regions[0];
+    assert!(r.precise);
+    assert_eq!(r.aux_data, &b"DMS_GROUP=\"caf\xe9\tx\xa0y\":3-4#-"[..]);
+    assert_eq!(r.to_line(), &line[..]);
+    let d = Descriptor::parse(&r.aux_data).unwrap().unwrap();
+    assert_eq!(d.alias, &b"caf\xe9\tx\xa0y"[..]);
+    assert_eq!(d.format(), r.aux_data);
+    // Sent back, the tab and 0xA0 are escaped, the rest as it is, and the
+    // kernel's split gives the bytes back.
+    let msg = msg_set_aux(3, d.format()).unwrap();
+    assert_eq!(
+        msg,
+        &b"@stats_set_aux 3 DMS_GROUP=\"caf\xe9\\\tx\\\xa0y\":3-4#-"[..]
+    );
+    assert_eq!(split_args(&msg)[2], d.format());
 }

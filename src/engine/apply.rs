@@ -18,7 +18,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::{Engine, EngineError, Outcome, Summary, Warning};
 use crate::dmstats::Device;
-use crate::dmstats::{self, Descriptor, Region, RegionId};
+use crate::dmstats::{self, Descriptor, Region, RegionId, Text};
 use crate::engine::mark::{fingerprint, first_mark, Mark};
 use crate::extent::Extent;
 use crate::plan::diff::{self, Member};
@@ -35,7 +35,7 @@ pub const BATCH: usize = 32;
 /// aux data of every region of ours that exists, as last listed or written.
 /// A failed message changes nothing in dm-stats, so this stays exact.
 struct Ours {
-    aux: BTreeMap<RegionId, String>,
+    aux: BTreeMap<RegionId, Text>,
     /// Alias, user data and dialect to write back, byte for byte.
     template: Descriptor,
 }
@@ -148,7 +148,7 @@ impl<D: Device> Engine<D> {
                 return Ok(Outcome::Interrupted(finish(self, summary)));
             }
             let mark = Mark::Made {
-                under: fingerprint(ours.aux.get(&self.group_id).map_or("", String::as_str)),
+                under: fingerprint(ours.aux.get(&self.group_id).map_or(&[][..], |a| a)),
             }
             .format();
             let mut made = Vec::with_capacity(make.len());
@@ -386,7 +386,7 @@ impl<D: Device> Engine<D> {
         Ok((summary.sent_since(sent, self.sent), true))
     }
 
-    fn set_aux(&mut self, ours: &mut Ours, id: RegionId, aux: String) -> Result<(), EngineError> {
+    fn set_aux(&mut self, ours: &mut Ours, id: RegionId, aux: Text) -> Result<(), EngineError> {
         self.sent.set_aux += 1;
         self.send(dmstats::msg_set_aux(id, &aux)?)?;
         ours.aux.insert(id, aux);
@@ -395,7 +395,7 @@ impl<D: Device> Engine<D> {
 
     /// The descriptor text naming `set`, with the group's alias, user data
     /// and dialect.
-    fn descriptor(&self, ours: &Ours, set: &[RegionId]) -> String {
+    fn descriptor(&self, ours: &Ours, set: &[RegionId]) -> Text {
         Descriptor {
             members: set.to_vec(),
             ..ours.template.clone()
@@ -422,7 +422,7 @@ impl<D: Device> Engine<D> {
     /// naming itself (an old leader) to the group's user data.
     fn strip_stale(&mut self, ours: &mut Ours, set: &[RegionId]) -> Result<(), EngineError> {
         let user = if ours.template.user.is_empty() {
-            "-".to_string()
+            Text::from("-")
         } else {
             ours.template.user.clone()
         };
@@ -468,7 +468,7 @@ impl<D: Device> Engine<D> {
 }
 
 /// The list of a batch leaving the group with the descriptor `next`.
-fn dropped_mark(next: &str, drop: &[&Region]) -> String {
+fn dropped_mark(next: &[u8], drop: &[&Region]) -> Text {
     Mark::Dropped {
         under: fingerprint(next),
         regions: drop.iter().map(|r| (r.id, r.extent())).collect(),

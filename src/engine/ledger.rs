@@ -13,7 +13,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::dmstats::{Region, RegionId};
+use crate::dmstats::{Region, RegionId, Text};
 use crate::extent::Extent;
 use crate::plan::group::{self, Group, List};
 
@@ -23,7 +23,7 @@ use crate::plan::group::{self, Group, List};
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Made {
     pub extent: Extent,
-    pub program_id: String,
+    pub program_id: Text,
     /// Left out of our descriptor to be deleted: a descriptor it still
     /// holds is our own stale copy.
     pub doomed: bool,
@@ -40,7 +40,7 @@ pub(crate) struct Ledger {
     /// Descriptors outside the group that named its members when the
     /// engine first looked (see [`group::claims`]): junk that was there
     /// before us, not a rival.
-    old_claims: Vec<(RegionId, String)>,
+    old_claims: Vec<(RegionId, Text)>,
     /// Regions we created or meant to delete and have not seen in the
     /// group since.
     made: BTreeMap<RegionId, Made>,
@@ -129,10 +129,10 @@ impl Ledger {
     }
 
     /// We created `id` on `extent` for `program_id`.
-    pub(crate) fn created(&mut self, id: RegionId, extent: Extent, program_id: &str) {
+    pub(crate) fn created(&mut self, id: RegionId, extent: Extent, program_id: impl AsRef<[u8]>) {
         let made = Made {
             extent,
-            program_id: program_id.to_owned(),
+            program_id: program_id.as_ref().into(),
             doomed: false,
         };
         self.made.insert(id, made);

@@ -31,7 +31,7 @@
 //! deletes members a daemon following the group re-creates meanwhile.
 
 use crate::dmstats::bounds::Histogram;
-use crate::dmstats::{self, AliasError, Descriptor, Device, Region, RegionId};
+use crate::dmstats::{self, AliasError, Descriptor, Device, Region, RegionId, Text};
 use crate::engine::mark::first_mark;
 use crate::engine::{Engine, EngineError, Outcome, Warning};
 use crate::extent::Extent;
@@ -43,7 +43,8 @@ pub(crate) const PROGRAM_ID: &str = "dmstats";
 /// The group `map` makes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NewGroup {
-    pub alias: String,
+    /// Bytes: a file name need not be UTF-8.
+    pub alias: Text,
     pub histogram: Histogram,
 }
 
@@ -128,8 +129,8 @@ pub fn create_group<D: Device>(
         start: 0,
         len: 0,
         step: 0,
-        program_id: PROGRAM_ID.to_owned(),
-        aux_data: "-".to_owned(),
+        program_id: PROGRAM_ID.into(),
+        aux_data: "-".into(),
         precise: spec.histogram.precise,
         histogram: spec.histogram.bounds.clone(),
     };

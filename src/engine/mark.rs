@@ -38,7 +38,7 @@
 
 use std::collections::BTreeSet;
 
-use crate::dmstats::{self, Region, RegionId};
+use crate::dmstats::{self, Region, RegionId, Text};
 use crate::extent::Extent;
 use crate::plan::group::{self, Group, List};
 
@@ -47,9 +47,9 @@ const DROPPED: &str = "-dmfilemapd:dropped:";
 
 /// FNV-1a, 64 bits: a stable fingerprint of a descriptor text (no
 /// adversary: it only has to tell one descriptor of a group from the next).
-pub fn fingerprint(text: &str) -> u64 {
-    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+pub fn fingerprint(text: impl AsRef<[u8]>) -> u64 {
+    text.as_ref().iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
     })
 }
 
@@ -66,21 +66,23 @@ pub enum Mark {
 
 impl Mark {
     /// The aux data text: one token, no space, starting with `-`.
-    pub fn format(&self) -> String {
+    pub fn format(&self) -> Text {
         match self {
-            Mark::Made { under } => format!("{MADE}{under:016x}"),
+            Mark::Made { under } => format!("{MADE}{under:016x}").into(),
             Mark::Dropped { under, regions } => {
                 let list: Vec<String> = regions
                     .iter()
                     .map(|(id, e)| format!("{id}@{}+{}", e.start, e.len))
                     .collect();
-                format!("{DROPPED}{under:016x}:{}", list.join(","))
+                format!("{DROPPED}{under:016x}:{}", list.join(",")).into()
             }
         }
     }
 
-    /// `None` for aux data that is not one of our marks.
-    pub fn parse(aux: &str) -> Option<Mark> {
+    /// `None` for aux data that is not one of our marks (ASCII, so
+    /// never aux data that is not UTF-8).
+    pub fn parse(aux: impl AsRef<[u8]>) -> Option<Mark> {
+        let aux = std::str::from_utf8(aux.as_ref()).ok()?;
         if let Some(hex) = aux.strip_prefix(MADE) {
             return Some(Mark::Made { under: hex16(hex)? });
         }
@@ -106,7 +108,7 @@ impl Mark {
 
 /// The mark of a new group's first region: made before any descriptor
 /// stood, so under the fingerprint of none.
-pub fn first_mark() -> String {
+pub fn first_mark() -> Text {
     Mark::Made {
         under: fingerprint(""),
     }
@@ -226,7 +228,7 @@ mod tests {
             },
         ] {
             let text = m.format();
-            assert!(text.starts_with('-') && !text.contains(' ') && !text.contains(dmstats::TAG));
+            assert!(text.starts_with(b"-") && !text.contains(" ") && !text.contains(dmstats::TAG));
             assert_eq!(Mark::parse(&text), Some(m), "{text}");
         }
         for junk in [

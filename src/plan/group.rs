@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::dmstats::{self, Descriptor, DescriptorError, Region, RegionId};
+use crate::dmstats::{self, Descriptor, DescriptorError, Region, RegionId, Text};
 use crate::extent::Extent;
 use crate::plan::diff::{self, Member};
 
@@ -96,7 +96,7 @@ pub(crate) fn read_group(id: RegionId, list: &List) -> Result<Group, NotAGroup> 
 /// moved the leader. (A member holding one is our own stale old leader,
 /// which the next update strips; other programs' aux data is not ours to
 /// weigh.)
-pub(crate) fn claims(list: &List, group: &Group) -> Vec<(RegionId, String)> {
+pub(crate) fn claims(list: &List, group: &Group) -> Vec<(RegionId, Text)> {
     list.values()
         .filter(|r| !group.has(r.id) && r.program_id == group.leader.program_id)
         .filter(|r| match leading(r) {
@@ -125,7 +125,7 @@ pub(crate) fn names_itself(r: &Region) -> bool {
 
 /// A descriptor led by the region holding it: what a leader has, and what
 /// an old leader must not keep.
-pub(crate) fn aux_names_itself(id: RegionId, aux: &str) -> bool {
+pub(crate) fn aux_names_itself(id: RegionId, aux: &[u8]) -> bool {
     matches!(Descriptor::parse(aux), Ok(Some(d)) if d.leader() == Some(id))
 }
 
@@ -152,7 +152,7 @@ mod tests {
         assert_eq!(g.missing, [6]);
         // 0 leads and names member 2; 4 names a member but is led by 1;
         // 5 is another program's.
-        assert_eq!(claims(&l, &g), [(0, "DMS_GROUP=h:0,2#-".to_string())]);
+        assert_eq!(claims(&l, &g), [(0, Text::from("DMS_GROUP=h:0,2#-"))]);
         let cases: &[(RegionId, NotAGroup)] = &[
             (9, NotAGroup::NoRegion),
             (2, NotAGroup::NoDescriptor),

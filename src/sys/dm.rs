@@ -17,7 +17,7 @@ use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
 use rustix::ioctl::{opcode, Ioctl, IoctlOutput, Opcode};
 
-use crate::dmstats::{Device, DeviceError};
+use crate::dmstats::{Device, DeviceError, Text};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DmError {
@@ -187,7 +187,7 @@ impl Control {
 
     /// DM_TARGET_MSG (sector 0) to the device with this `st_dev`; the reply
     /// text, empty when the kernel sends none.
-    pub fn message(&self, dev: u64, msg: &str) -> Result<String, DeviceError> {
+    pub fn message(&self, dev: u64, msg: &[u8]) -> Result<Text, DeviceError> {
         let mut buf = self.buf.borrow_mut();
         buf.message(&mut self.ioctl(), dev, msg)
     }
@@ -224,11 +224,12 @@ impl Buffer {
         })
     }
 
-    fn message(&mut self, call: &mut Call, dev: u64, msg: &str) -> Result<String, DeviceError> {
-        if msg.contains('\0') {
+    fn message(&mut self, call: &mut Call, dev: u64, msg: &[u8]) -> Result<Text, DeviceError> {
+        if msg.contains(&0) {
             return Err(DeviceError::Os(Errno::INVAL));
         }
-        let verb = msg.split(' ').next().unwrap_or_default();
+        let verb = msg.split(|&b| b == b' ').next().unwrap_or_default();
+        let verb = &*String::from_utf8_lossy(verb);
         let hint = self
             .hints
             .iter()
@@ -268,7 +269,7 @@ impl Buffer {
         opcode: Opcode,
         dev: Option<u64>,
         size: usize,
-        msg: Option<&str>,
+        msg: Option<&[u8]>,
     ) -> Result<DmIoctl, DeviceError> {
         let data_size = u32::try_from(size).map_err(|_| Errno::TOOBIG)?;
         let mut head = DmIoctl {
@@ -286,7 +287,7 @@ impl Buffer {
         self.bytes.resize(size, 0);
         put_head(&mut self.bytes, &head);
         if let Some(text) = msg {
-            self.bytes[MSG_AT..MSG_AT + text.len()].copy_from_slice(text.as_bytes());
+            self.bytes[MSG_AT..MSG_AT + text.len()].copy_from_slice(text);
         }
         call(opcode, &mut self.bytes)?;
         Ok(get_head(&self.bytes))
@@ -337,10 +338,11 @@ fn get_head(bytes: &[u8]) -> DmIoctl {
 }
 
 /// The message reply: the NUL-terminated text at `data_start`, checked
-/// against the buffer the kernel wrote.
-fn reply(bytes: &[u8], head: &DmIoctl) -> Result<String, DeviceError> {
+/// against the buffer the kernel wrote. Bytes as the kernel wrote them: aux
+/// data need not be UTF-8, and a lossy read would write U+FFFD back.
+fn reply(bytes: &[u8], head: &DmIoctl) -> Result<Text, DeviceError> {
     if head.flags & DM_DATA_OUT_FLAG == 0 {
-        return Ok(String::new());
+        return Ok(Text::new());
     }
     let (start, end) = (head.data_start as usize, head.data_size as usize);
     let text = bytes
@@ -348,7 +350,7 @@ fn reply(bytes: &[u8], head: &DmIoctl) -> Result<String, DeviceError> {
         .filter(|_| start >= HEAD)
         .ok_or(Errno::PROTO)?;
     let len = text.iter().position(|&b| b == 0).ok_or(Errno::PROTO)?;
-    Ok(String::from_utf8_lossy(&text[..len]).into_owned())
+    Ok(text[..len].into())
 }
 
 fn c_string(bytes: &[u8]) -> String {
@@ -363,7 +365,7 @@ pub(crate) struct DmDevice {
 }
 
 impl Device for DmDevice {
-    fn message(&mut self, msg: &str) -> Result<String, DeviceError> {
+    fn message(&mut self, msg: &[u8]) -> Result<Text, DeviceError> {
         self.control.message(self.dev, msg)
     }
 }
@@ -589,12 +591,28 @@ mod tests {
         buf: &mut Buffer,
         kernel: &mut FakeKernel<F>,
         msg: &str,
-    ) -> Result<String, DeviceError> {
+    ) -> Result<Text, DeviceError> {
         buf.message(
             &mut |op, b| kernel.call(op, b),
             rustix::fs::makedev(253, 300),
-            msg,
+            msg.as_bytes(),
         )
+    }
+
+    /// The kernel prints aux data as it was stored: the reply comes back
+    /// byte for byte, not read as UTF-8 (which would put U+FFFD there).
+    #[test]
+    fn reply_keeps_bytes() {
+        let text = b"0: 0+8 8 dmstats DMS_GROUP=\"caf\xe9\":0#-\n";
+        let mut bytes = vec![0; DATA_START + text.len() + 1];
+        bytes[DATA_START..DATA_START + text.len()].copy_from_slice(text);
+        let head = DmIoctl {
+            data_start: DATA_START as u32,
+            data_size: bytes.len() as u32,
+            flags: DM_DATA_OUT_FLAG,
+            ..DmIoctl::zeroed()
+        };
+        assert_eq!(reply(&bytes, &head).unwrap(), &text[..]);
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! An in-memory dm-stats with the kernel's rules (lowest free id, ENOENT for a
 //! missing id, EINVAL for bad syntax) and a fault plan, for tests and fuzzing.
 //!
-//! Messages are split into arguments the way the kernel's `dm_split_args`
-//! does (whitespace separates, a backslash makes the next byte literal) and
+//! Messages are bytes, split into arguments the way the kernel's
+//! `dm_split_args` does (every byte its Latin-1 ctype table calls a space
+//! separates, a backslash makes the next byte literal) and
 //! checked the way `dm-stats.c` checks them, so a message the fake accepts is
 //! one the kernel accepts, and a list it prints is byte for byte a list the
 //! kernel would print.
@@ -17,7 +18,7 @@ use std::rc::Rc;
 
 use rustix::io::Errno;
 
-use crate::dmstats::{self, split_args, Descriptor, Dialect, Region, RegionId};
+use crate::dmstats::{self, split_args, Descriptor, Dialect, Region, RegionId, Text};
 use crate::dmstats::{Device, DeviceError};
 use crate::extent::Extent;
 
@@ -72,7 +73,7 @@ const MAX_ID: u64 = i32::MAX as u64;
 pub struct FakeDm {
     pub regions: BTreeMap<RegionId, Region>,
     /// Every message received, in order, failed ones included.
-    pub log: Vec<String>,
+    pub log: Vec<Text>,
     pub faults: Vec<Fault>,
     /// Creating a region beyond this many fails with ENOMEM, as dm-stats
     /// does when its memory cap is reached.
@@ -141,17 +142,29 @@ impl FakeDm {
 
     /// Create a region the way another program would, bypassing the log
     /// and the fault plan.
-    pub fn seed(&mut self, extent: Extent, program_id: &str, aux_data: &str) -> RegionId {
+    pub fn seed(
+        &mut self,
+        extent: Extent,
+        program_id: impl AsRef<[u8]>,
+        aux_data: impl AsRef<[u8]>,
+    ) -> RegionId {
         let id = self.lowest_free_id();
-        self.regions
-            .insert(id, region(id, extent, program_id, aux_data));
+        self.regions.insert(
+            id,
+            region(id, extent, program_id.as_ref(), aux_data.as_ref()),
+        );
         id
     }
 
     /// A group as `dmstats create --filemap` leaves it: one region per
     /// extent in file order, program id `dmstats`, the descriptor on the
     /// lowest id. Returns the group id.
-    pub fn filemap_group(&mut self, extents: &[Extent], alias: &str, dialect: Dialect) -> RegionId {
+    pub fn filemap_group(
+        &mut self,
+        extents: &[Extent],
+        alias: impl AsRef<[u8]>,
+        dialect: Dialect,
+    ) -> RegionId {
         self.filemap_group_with(extents, alias, dialect, "", false, &[])
     }
 
@@ -160,9 +173,9 @@ impl FakeDm {
     pub fn filemap_group_with(
         &mut self,
         extents: &[Extent],
-        alias: &str,
+        alias: impl AsRef<[u8]>,
         dialect: Dialect,
-        user: &str,
+        user: impl AsRef<[u8]>,
         precise: bool,
         histogram: &[u64],
     ) -> RegionId {
@@ -183,9 +196,9 @@ impl FakeDm {
         members.sort_unstable();
         let leader = members[0];
         let desc = Descriptor {
-            alias: alias.to_string(),
+            alias: alias.as_ref().into(),
             members,
-            user: user.to_string(),
+            user: user.as_ref().into(),
             dialect,
         };
         self.regions.get_mut(&leader).unwrap().aux_data = desc.format();
@@ -193,12 +206,12 @@ impl FakeDm {
     }
 
     /// The reply the kernel gives to `@stats_list [program]`.
-    pub fn list_reply(&self, program: Option<&str>) -> String {
-        let mut out = String::new();
+    pub fn list_reply(&self, program: Option<&[u8]>) -> Text {
+        let mut out = Text::new();
         for r in self.regions.values() {
             if program.is_none_or(|p| p == r.program_id) {
-                out.push_str(&r.to_line());
-                out.push('\n');
+                out.push_str(r.to_line());
+                out.push(b'\n');
             }
         }
         out
@@ -217,17 +230,17 @@ impl FakeDm {
             .map(|f| f.errno)
     }
 
-    fn handle(&mut self, msg: &str) -> Result<String, Errno> {
+    fn handle(&mut self, msg: &[u8]) -> Result<Text, Errno> {
         let args = split_args(msg);
         let Some(verb) = args.first() else {
             return Err(Errno::INVAL);
         };
-        let kind = match verb.to_ascii_lowercase().as_str() {
-            "@stats_list" => Kind::List,
-            "@stats_create" => Kind::Create,
-            "@stats_delete" => Kind::Delete,
-            "@stats_set_aux" => Kind::SetAux,
-            "@stats_print" => Kind::Print,
+        let kind = match &verb.to_ascii_lowercase()[..] {
+            b"@stats_list" => Kind::List,
+            b"@stats_create" => Kind::Create,
+            b"@stats_delete" => Kind::Delete,
+            b"@stats_set_aux" => Kind::SetAux,
+            b"@stats_print" => Kind::Print,
             // A linear target takes no other message.
             _ => return Err(Errno::INVAL),
         };
@@ -246,11 +259,11 @@ impl FakeDm {
     /// `@stats_print <id> [<first> <count>]`: one line per area, counters
     /// zero but the reads tests set ([`FakeDm::reads`]), the length printed as the step
     /// even for a last area cut short, as the kernel does.
-    fn print(&self, args: &[String]) -> Result<String, Errno> {
+    fn print(&self, args: &[Text]) -> Result<Text, Errno> {
         let (id, first, count) = match args {
             [_, id] => (id, 0, u64::MAX),
             [_, id, first, count] => {
-                let arg = |a: &str| {
+                let arg = |a: &Text| {
                     if a == "-" {
                         Ok(None)
                     } else {
@@ -282,10 +295,10 @@ impl FakeDm {
             }
             out.push('\n');
         }
-        Ok(out)
+        Ok(out.into())
     }
 
-    fn list(&self, args: &[String]) -> Result<String, Errno> {
+    fn list(&self, args: &[Text]) -> Result<Text, Errno> {
         match args.len() {
             1 => Ok(self.list_reply(None)),
             2 => Ok(self.list_reply(Some(&args[1]))),
@@ -293,20 +306,23 @@ impl FakeDm {
         }
     }
 
-    fn create(&mut self, args: &[String]) -> Result<String, Errno> {
+    fn create(&mut self, args: &[Text]) -> Result<Text, Errno> {
         if args.len() < 3 {
             return Err(Errno::INVAL);
         }
         let (start, len) = if args[1] == "-" {
             (0, self.dev_sectors.max(1))
         } else {
-            let (s, l) = args[1].split_once('+').ok_or(Errno::INVAL)?;
-            (number(s)?, number(l)?)
+            let plus = args[1]
+                .iter()
+                .position(|&b| b == b'+')
+                .ok_or(Errno::INVAL)?;
+            (number(&args[1][..plus])?, number(&args[1][plus + 1..])?)
         };
         if len == 0 || start.checked_add(len).is_none() {
             return Err(Errno::INVAL);
         }
-        let step = match args[2].strip_prefix('/') {
+        let step = match args[2].strip_prefix(b"/") {
             Some(d) => {
                 let d = number(d)?;
                 if d == 0 || d > u64::from(u32::MAX) {
@@ -327,9 +343,9 @@ impl FakeDm {
             let opts = rest.get(1..=n).ok_or(Errno::INVAL)?;
             for o in opts {
                 let lower = o.to_ascii_lowercase();
-                if lower == "precise_timestamps" {
+                if lower == b"precise_timestamps" {
                     precise = true;
-                } else if let Some(b) = lower.strip_prefix("histogram:") {
+                } else if let Some(b) = lower.strip_prefix(b"histogram:") {
                     if !histogram.is_empty() {
                         return Err(Errno::INVAL);
                     }
@@ -340,10 +356,10 @@ impl FakeDm {
             }
             rest = &rest[n + 1..];
         }
-        let (program_id, aux_data) = match rest {
-            [] => ("-", "-"),
-            [p] => (p.as_str(), "-"),
-            [p, a] => (p.as_str(), a.as_str()),
+        let (program_id, aux_data): (&[u8], &[u8]) = match rest {
+            [] => (b"-", b"-"),
+            [p] => (p, b"-"),
+            [p, a] => (p, a),
             _ => return Err(Errno::INVAL),
         };
         if self.region_limit.is_some_and(|l| self.regions.len() >= l) {
@@ -358,38 +374,38 @@ impl FakeDm {
         r.precise = precise;
         r.histogram = histogram;
         self.regions.insert(id, r);
-        Ok(id.to_string())
+        Ok(id.to_string().into())
     }
 
-    fn delete(&mut self, args: &[String]) -> Result<String, Errno> {
+    fn delete(&mut self, args: &[Text]) -> Result<Text, Errno> {
         let [_, id] = args else {
             return Err(Errno::INVAL);
         };
         let id = region_id(id)?;
         self.regions.remove(&id).ok_or(Errno::NOENT)?;
         self.reads.remove(&id);
-        Ok(String::new())
+        Ok(Text::new())
     }
 
-    fn set_aux(&mut self, args: &[String]) -> Result<String, Errno> {
+    fn set_aux(&mut self, args: &[Text]) -> Result<Text, Errno> {
         let [_, id, aux] = args else {
             return Err(Errno::INVAL);
         };
         let id = region_id(id)?;
         let r = self.regions.get_mut(&id).ok_or(Errno::NOENT)?;
         r.aux_data = aux.clone();
-        Ok(String::new())
+        Ok(Text::new())
     }
 }
 
-fn region(id: RegionId, extent: Extent, program_id: &str, aux_data: &str) -> Region {
+fn region(id: RegionId, extent: Extent, program_id: &[u8], aux_data: &[u8]) -> Region {
     Region {
         id,
         start: extent.start,
         len: extent.len,
         step: extent.len,
-        program_id: program_id.to_string(),
-        aux_data: aux_data.to_string(),
+        program_id: program_id.into(),
+        aux_data: aux_data.into(),
         precise: false,
         histogram: Vec::new(),
     }
@@ -397,11 +413,11 @@ fn region(id: RegionId, extent: Extent, program_id: &str, aux_data: &str) -> Reg
 
 /// Decimal digits only: the kernel's `%llu` takes no sign and no space here
 /// (the splitter already removed the spaces).
-fn number(s: &str) -> Result<u64, Errno> {
+fn number(s: &[u8]) -> Result<u64, Errno> {
     dmstats::number(s).ok_or(Errno::INVAL)
 }
 
-fn region_id(s: &str) -> Result<RegionId, Errno> {
+fn region_id(s: &[u8]) -> Result<RegionId, Errno> {
     match number(s)? {
         id if id <= MAX_ID => Ok(id),
         _ => Err(Errno::INVAL),
@@ -409,9 +425,9 @@ fn region_id(s: &str) -> Result<RegionId, Errno> {
 }
 
 /// Strictly ascending, non-zero boundaries, comma separated.
-fn parse_bounds(s: &str) -> Result<Vec<u64>, Errno> {
+fn parse_bounds(s: &[u8]) -> Result<Vec<u64>, Errno> {
     let mut last = 0;
-    s.split(',')
+    s.split(|&b| b == b',')
         .map(|b| {
             let b = number(b)?;
             if b <= last {
@@ -424,8 +440,8 @@ fn parse_bounds(s: &str) -> Result<Vec<u64>, Errno> {
 }
 
 impl Device for FakeDm {
-    fn message(&mut self, msg: &str) -> Result<String, DeviceError> {
-        self.log.push(msg.to_string());
+    fn message(&mut self, msg: &[u8]) -> Result<Text, DeviceError> {
+        self.log.push(msg.into());
         self.handle(msg).map_err(DeviceError::Os)
     }
 }
@@ -433,7 +449,7 @@ impl Device for FakeDm {
 /// Several engines (or an engine and a test playing another program) on
 /// one device.
 impl Device for Rc<RefCell<FakeDm>> {
-    fn message(&mut self, msg: &str) -> Result<String, DeviceError> {
+    fn message(&mut self, msg: &[u8]) -> Result<Text, DeviceError> {
         self.borrow_mut().message(msg)
     }
 }
@@ -442,8 +458,8 @@ impl Device for Rc<RefCell<FakeDm>> {
 mod tests {
     use super::*;
 
-    fn send(dm: &mut FakeDm, msg: &str) -> Result<String, Errno> {
-        dm.message(msg).map_err(|e| match e {
+    fn send(dm: &mut FakeDm, msg: &str) -> Result<Text, Errno> {
+        dm.message(msg.as_bytes()).map_err(|e| match e {
             DeviceError::Os(e) => e,
             other => panic!("{other}"),
         })
@@ -490,10 +506,12 @@ mod tests {
         let mut dm = FakeDm::new();
         let id: RegionId = send(&mut dm, "@stats_create 2048+20 8 p -")
             .unwrap()
+            .to_str()
+            .unwrap()
             .parse()
             .unwrap();
         let areas =
-            |dm: &mut FakeDm, msg: &str| dmstats::parse_print(&send(dm, msg).unwrap()).unwrap();
+            |dm: &mut FakeDm, msg: &str| dmstats::parse_print(send(dm, msg).unwrap()).unwrap();
         let e = |start, len| dmstats::Area { start, len };
         // The last area is cut short by the region's end but printed a step long.
         assert_eq!(
@@ -506,7 +524,7 @@ mod tests {
         );
         assert_eq!(areas(&mut dm, &format!("@stats_print {id} 5 2")), []);
         let probe = dmstats::Probe::of(&dm.regions[&id]);
-        assert!(probe.matches(&send(&mut dm, &probe.msg).unwrap()));
+        assert!(probe.matches(&dm.message(&probe.msg).unwrap()));
     }
 
     #[test]

@@ -39,7 +39,7 @@ pub struct Recording {
 }
 
 impl dmfilemapd::Device for Recording {
-    fn message(&mut self, msg: &str) -> Result<String, dmfilemapd::DeviceError> {
+    fn message(&mut self, msg: &[u8]) -> Result<dmfilemapd::Text, dmfilemapd::DeviceError> {
         let reply = self.dm.message(msg);
         self.states.push(self.dm.regions.clone());
         reply

@@ -267,7 +267,10 @@ check_group() {
     dev=$1 alias=$2 file=$3
     stats_list "$dev" > /tmp/cg.list 2>&1 || { echo "@stats_list failed: $(cat /tmp/cg.list)"; return 1; }
     if [ -n "$file" ]; then file_extents "$file" > /tmp/cg.ext; else : > /tmp/cg.ext; fi
-    awk -v want="$alias" -v extfile=/tmp/cg.ext -v noext="${CG_NOEXT:-0}" -v ignore=" ${CG_IGNORE:-} " '
+    # The alias through the environment: awk -v would read its backslashes
+    # as escapes (file names may hold any byte but NUL and '/').
+    CG_WANT=$alias awk -v extfile=/tmp/cg.ext -v noext="${CG_NOEXT:-0}" -v ignore=" ${CG_IGNORE:-} " '
+        BEGIN { want = ENVIRON["CG_WANT"] }
         function expand(m, out,   parts, i, r, a, k, n) {
             n = split(m, parts, ",")
             for (i = 1; i <= n; i++) {
