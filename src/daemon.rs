@@ -308,8 +308,8 @@ impl<D: Device, S: Scanner> Daemon<D, S> {
     }
 
     /// How long a full list of the group may wait:
-    /// [`FULL_CHECK_INTERVAL`] times the regions the last list returned
-    /// over the group's members, at most [`FULL_CHECK_MAX`]. One list per
+    /// `FULL_CHECK_INTERVAL` times the regions the last list returned
+    /// over the group's members, at most `FULL_CHECK_MAX`. One list per
     /// interval then costs about what 30 s of a group alone on its device
     /// would: an idle daemon's cost follows its own group.
     pub fn list_interval(&self) -> Duration {

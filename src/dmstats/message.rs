@@ -26,7 +26,7 @@ pub(crate) fn kernel_space(b: u8) -> bool {
 
 /// Escape one message argument for the kernel's argument splitter.
 ///
-/// `dm_split_args` ends a token at any [`kernel_space`] byte and takes the
+/// `dm_split_args` ends a token at any `kernel_space` byte and takes the
 /// byte after a backslash literally, whatever it is (but NUL). So each such
 /// byte and each backslash gets a backslash before it, byte by byte: a
 /// 0xA0 inside a UTF-8 character too, which the kernel stores whole again.
