@@ -42,6 +42,7 @@ case $release in
         # work tree, and two runs filling it at once must not delete each
         # other's download or half-unpacked tree.
         tmp=$(mktemp -d "$kdir.XXXXXX")
+        chmod 755 "$tmp" # apt's download user writes there
         (cd "$tmp" && apt-get download -q "$kpkg" >&2)
         dpkg-deb -x "$tmp/$kpkg"_*.deb "$tmp/root"
         # The package ships no modules.dep; depmod writes it from the modules.
