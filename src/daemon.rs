@@ -7,7 +7,8 @@
 //! second the group's leader is probed ([`Engine::probe`], one short
 //! message whatever the group's size) to see the group still exists; it is
 //! listed in full ([`Engine::load`]) only when the probe sees a change, and
-//! every [`FULL_CHECK_INTERVAL`] for what a probe cannot see. Then sleep on
+//! every [`FULL_CHECK_INTERVAL`] for what a probe cannot see (and each
+//! second for [`CONFIRM_WINDOW`] after an update that created regions). Then sleep on
 //! inotify and the stop signals, with no other wake-up.
 //!
 //! Owns: [`Daemon`], [`Exit`], the timing of updates and checks. Touches:
@@ -34,6 +35,14 @@ pub const CHECK_INTERVAL: Duration = Duration::from_secs(1);
 /// of 1,000 regions under two CPU ticks in any 10 s, and what it finds
 /// late cannot lead an update astray, as every update lists first.
 pub const FULL_CHECK_INTERVAL: Duration = Duration::from_secs(30);
+/// After an update of ours that created regions, the check lists the group
+/// this long instead of probing it: `dmstats update_filemap` may have
+/// listed before that update and write, later, a descriptor that leaves our
+/// new regions out, which only a list shows (the probe does not see aux
+/// data) and only we can clear ([`crate::ledger`]). It writes within its
+/// own run, normally well under a second; a later write is caught by the
+/// full check.
+pub const CONFIRM_WINDOW: Duration = Duration::from_secs(5);
 /// While the file holds data in delayed allocation (no address yet), it is
 /// scanned again this often (a FIEMAP without forced writeback is cheap),
 /// so the group follows the kernel's own writeback within about a second.
@@ -95,6 +104,8 @@ pub struct Daemon<D: Device, S: Scanner> {
     listed: Option<Instant>,
     /// When the group was last checked, by a probe or a list.
     checked: Option<Instant>,
+    /// When an update of ours last created regions (see [`CONFIRM_WINDOW`]).
+    created: Option<Instant>,
 }
 
 impl<D: Device, S: Scanner> Daemon<D, S> {
@@ -109,6 +120,7 @@ impl<D: Device, S: Scanner> Daemon<D, S> {
             not_before: None,
             listed: None,
             checked: None,
+            created: None,
         }
     }
 
@@ -240,7 +252,12 @@ impl<D: Device, S: Scanner> Daemon<D, S> {
         }
         match outcome {
             Outcome::Unchanged => debug!("Group {after} already matches {} extents", extents.len()),
-            Outcome::Updated(s) => verbose!("Updated group {after}: {}", describe(&s)),
+            Outcome::Updated(s) => {
+                verbose!("Updated group {after}: {}", describe(&s));
+                if s.created > 0 {
+                    self.created = Some(now);
+                }
+            }
             Outcome::Interrupted(s) => {
                 verbose!("Update of group {after} interrupted: {}", describe(&s));
                 return Ok(Some(Exit::Stopped));
@@ -260,7 +277,8 @@ impl<D: Device, S: Scanner> Daemon<D, S> {
     /// leader gone or changed, a failed probe) is settled by a list.
     fn check(&mut self, now: Instant) -> Result<Option<Exit>, Error> {
         self.checked = Some(now);
-        if self.listed.is_some_and(|t| now < t + FULL_CHECK_INTERVAL) {
+        let confirming = self.created.is_some_and(|t| now < t + CONFIRM_WINDOW);
+        if !confirming && self.listed.is_some_and(|t| now < t + FULL_CHECK_INTERVAL) {
             self.counters.probes += 1;
             match self.group.probe() {
                 Ok(true) => return Ok(None),

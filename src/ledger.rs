@@ -1,12 +1,15 @@
-//! The ledger of regions we created (or meant to delete) and have not seen
-//! in the group since, and what to do about them: which descriptor is a
-//! rival's, which regions only we know of and must delete. It decides;
-//! the engine sends.
+//! The ledger of regions we created (or meant to delete), and what to do
+//! about them: which descriptor is a rival's, which regions only we know of
+//! and must delete. It decides; the engine sends.
 //!
 //! dm-stats has no compare-and-swap: two updaters of one group can each
 //! publish a descriptor without the other's new regions, and only their
-//! creator knows them. The ledger remembers them until they are seen in
-//! the group, deleted, or their id is taken by someone else's region.
+//! creator knows them. Seeing our descriptor stand proves nothing either:
+//! `dmstats update_filemap` lists once, then asks FIEMAP (which waits for
+//! the file's writeback), creates, and writes the descriptor it computed
+//! from that one list, however late; it leaves out whatever we made after
+//! its list (VM `race_held_update`). So the ledger remembers every region
+//! we made until it is deleted or its id is taken by someone else's region.
 //!
 //! Owns: [`Ledger`], [`Made`]. Touches: no device; its inputs are lists
 //! read by the engine ([`crate::group`]) and the engine's own steps.
@@ -27,6 +30,8 @@ pub struct Made {
     /// Left out of our descriptor to be deleted: a descriptor it still
     /// holds is our own stale copy.
     pub doomed: bool,
+    /// Seen in the group by a list since we made it.
+    pub seen: bool,
 }
 
 impl Made {
@@ -41,8 +46,7 @@ pub struct Ledger {
     /// engine first looked (see [`group::claims`]): junk that was there
     /// before us, not a rival.
     old_claims: Vec<(RegionId, String)>,
-    /// Regions we created or meant to delete and have not seen in the
-    /// group since.
+    /// Regions we created (while they exist) or meant to delete.
     made: BTreeMap<RegionId, Made>,
     /// The members as last listed or written, to recognise the group in a
     /// rival's descriptor after ours is gone.
@@ -74,11 +78,17 @@ impl Ledger {
             self.orphans = self.orphans_in(list, Some(group.leader.id), true);
             return false;
         }
-        // Seen in the group: the descriptor stood, so whoever takes a member
-        // out of it later (a user regrouping by hand) does so knowingly, and
-        // the region is theirs.
+        // Seen in the group: confirmed, but still ours (see orphans_in). A
+        // region we meant to delete that a descriptor names again is the
+        // group's.
         for m in &group.members {
-            self.made.remove(&m.id);
+            match self.made.get_mut(&m.id) {
+                Some(made) if !made.doomed => made.seen = true,
+                Some(_) => {
+                    self.made.remove(&m.id);
+                }
+                None => {}
+            }
         }
         self.orphans = self.orphans_in(list, None, true);
         self.known = group.members.iter().map(|m| m.id).collect();
@@ -120,10 +130,10 @@ impl Ledger {
     /// may have left it out, and only a list can tell (a probe of the
     /// leader does not see aux data).
     pub fn unconfirmed(&self) -> bool {
-        !self.made.is_empty()
+        self.made.values().any(|m| !m.seen)
     }
 
-    /// The extent of a region we made and have not seen in the group since.
+    /// The extent of a region we made (or meant to delete).
     pub fn made_extent(&self, id: RegionId) -> Option<Extent> {
         self.made.get(&id).map(|m| m.extent)
     }
@@ -134,6 +144,7 @@ impl Ledger {
             extent,
             program_id: program_id.to_owned(),
             doomed: false,
+            seen: false,
         };
         self.made.insert(id, made);
     }
@@ -145,6 +156,7 @@ impl Ledger {
             extent: m.extent(),
             program_id: m.program_id.clone(),
             doomed: true,
+            seen: false,
         };
         self.made.insert(m.id, made);
     }
@@ -168,6 +180,12 @@ impl Ledger {
     /// on (in our descriptor, or a rival's that replaced it). `lost` is our
     /// own leader when a rival's descriptor superseded its one. When no
     /// group is left (`dmstats ungroup`), what remains is the user's.
+    ///
+    /// One we made and saw in the group is an orphan only on blocks that a
+    /// region named by a descriptor also covers: a rival that wrote its
+    /// descriptor from a list older than ours mapped those blocks again and
+    /// left ours out. One on blocks no descriptor covers was taken out by
+    /// hand (`dmstats ungroup`, then `group` of the others): the user's.
     fn orphans_in(
         &mut self,
         list: &List,
@@ -197,12 +215,33 @@ impl Ledger {
         if !lives {
             return Vec::new();
         }
-        self.made
-            .keys()
-            .filter(|id| !named.contains(id))
-            .copied()
+        let outside: Vec<(RegionId, &Made)> = self
+            .made
+            .iter()
+            .filter(|(id, _)| !named.contains(id))
+            .map(|(&id, m)| (id, m))
+            .collect();
+        // What the descriptors cover, wanted only for regions seen in the group.
+        let covered: Vec<Extent> = if outside.iter().any(|(_, m)| m.seen) {
+            named
+                .iter()
+                .filter_map(|id| list.get(id))
+                .map(Region::extent)
+                .collect()
+        } else {
+            Vec::new()
+        };
+        outside
+            .into_iter()
+            .filter(|(_, m)| !m.seen || covered.iter().any(|&c| overlap(c, m.extent)))
+            .map(|(id, _)| id)
             .collect()
     }
+}
+
+/// Whether two extents share a sector.
+fn overlap(a: Extent, b: Extent) -> bool {
+    a.start < b.start.saturating_add(b.len) && b.start < a.start.saturating_add(a.len)
 }
 
 #[cfg(test)]
@@ -270,6 +309,22 @@ mod tests {
         let dropped = list(&format!("{BASE}3: 24+8 8 dmstats -\n"));
         assert!(ledger.look(&dropped, Some(&read_group(1, &dropped).unwrap())));
         assert!(ledger.orphans().is_empty(), "a user regrouped it out");
+        // Seen in the group, then left out by a rival that listed before we
+        // made it and mapped its blocks again (dmstats update_filemap's
+        // late write): ours to delete, as is one seen by no list yet.
+        for seen in [true, false] {
+            let mut ledger = after_create();
+            if seen {
+                assert!(ledger.look(&now, Some(&read_group(1, &now).unwrap())));
+                assert!(!ledger.unconfirmed());
+            }
+            let stale = list(
+                "1: 8+8 8 dmstats DMS_GROUP=f:1-2,4#-\n2: 16+8 8 dmstats -\n\
+                 3: 24+8 8 dmstats -\n4: 20+8 8 dmstats -\n",
+            );
+            assert!(ledger.look(&stale, Some(&read_group(1, &stale).unwrap())));
+            assert_eq!(ledger.orphans(), [3], "seen {seen}");
+        }
     }
 
     #[test]

@@ -8,13 +8,13 @@ use std::collections::VecDeque;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use common::{converged, ext, no_orphans, snapshot, untouched};
+use common::{converged, ext, group, no_orphans, snapshot, untouched};
 use dmfilemapd::daemon::{Daemon, Exit};
 use dmfilemapd::engine::Engine;
 use dmfilemapd::extent::Extent;
 use dmfilemapd::fake::{FakeDm, Kind, DMSTATS_PROGRAM};
 use dmfilemapd::source::{Look, Scanner, Stamp};
-use dmfilemapd::stats::Dialect;
+use dmfilemapd::stats::{Descriptor, Dialect};
 use dmfilemapd::Error;
 use rustix::io::Errno;
 
@@ -546,4 +546,45 @@ fn a_failed_fiemap_is_retried() {
             sim.check(&layout(5));
         }
     }
+}
+
+/// `dmstats update_filemap` listed before the daemon's update and writes
+/// its descriptor after the daemon's next list has seen that update stand:
+/// the daemon's new regions are left out, and a probe of the leader (all
+/// the check sends between full lists) cannot see it. The check lists for
+/// a while after an update that created regions
+/// ([`dmfilemapd::daemon::CONFIRM_WINDOW`]), finds them and deletes them
+/// long before the full check (VM race_held_update, race_update_filemap).
+#[test]
+fn a_late_dmstats_write_is_found_by_the_next_checks() {
+    let (a, b, c) = (ext(100, 8), ext(300, 16), ext(200, 8));
+    let mut sim = sim(&[a], vec![]);
+    let (desc, _) = group(&sim.dm.borrow(), sim.id());
+    let late: Change = Box::new(move |_, dm| {
+        // What dmstats computed from its list: its members, and regions of
+        // its own for the extents the list lacked.
+        let mut members = desc.members.clone();
+        members.push(dm.seed(b, DMSTATS_PROGRAM, "-"));
+        members.push(dm.seed(c, DMSTATS_PROGRAM, "-"));
+        members.sort_unstable();
+        let aux = Descriptor {
+            members,
+            ..desc.clone()
+        }
+        .format();
+        dm.regions.get_mut(&desc.members[0]).unwrap().aux_data = aux;
+    });
+    sim.world.borrow_mut().script = VecDeque::from([
+        (Duration::from_millis(1_000), write(vec![a, b, c])),
+        (Duration::from_millis(3_500), late),
+        (Duration::from_millis(5_000), stop()),
+    ]);
+    assert_eq!(sim.run().unwrap(), Exit::Stopped);
+    sim.check(&[a, b, c]);
+    let dm = sim.dm.borrow();
+    let ours = dm
+        .regions
+        .values()
+        .filter(|r| r.program_id == DMSTATS_PROGRAM);
+    assert_eq!(ours.count(), 3, "{:#?}", dm.log);
 }
