@@ -106,6 +106,7 @@ for round in $(seq 1 "$rounds"); do
         rc=$?
         took=$((SECONDS - t0))
         l1=$(load)
+        last=$(grep -v '^ *$' "$out" | tail -n 1)
         printf 'load before: %s\nload after: %s\n' "$l0" "$l1" >> "$out"
         passed=$(sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed$/\1/p' "$out" | tail -1)
         failed=$(sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed$/\2/p' "$out" | tail -1)
@@ -127,7 +128,7 @@ for round in $(seq 1 "$rounds"); do
                 echo "soak:   $line"
             done
             [ -n "$failed" ] && [ "$failed" != 0 ] || printf '%s\t%s\t%s\t%s\t%s\n' "$round" "$rel" "(suite)" \
-                "run.sh exit $rc, no scenario failed: $(tail -1 "$out")" "$console" >> "$dir/failures.tsv"
+                "run.sh exit $rc, no scenario failed: $last" "$console" >> "$dir/failures.tsv"
         fi
         summary
     done
