@@ -30,8 +30,6 @@ pub struct Made {
     /// Left out of our descriptor to be deleted: a descriptor it still
     /// holds is our own stale copy.
     pub doomed: bool,
-    /// Seen in the group by a list since we made it.
-    pub seen: bool,
 }
 
 impl Made {
@@ -46,8 +44,16 @@ pub struct Ledger {
     /// engine first looked (see [`group::claims`]): junk that was there
     /// before us, not a rival.
     old_claims: Vec<(RegionId, String)>,
-    /// Regions we created (while they exist) or meant to delete.
+    /// Regions we created or meant to delete and have not seen in the
+    /// group since.
     made: BTreeMap<RegionId, Made>,
+    /// Regions we created and have seen in the group since, while they
+    /// exist: still ours, as a rival's late descriptor may leave them out
+    /// (see `orphans_in`). Their extent only (24 bytes a region, beside
+    /// `known`'s 8); their program is `program`.
+    seen: BTreeMap<RegionId, Extent>,
+    /// The program id we create regions with (the group leader's).
+    program: String,
     /// The members as last listed or written, to recognise the group in a
     /// rival's descriptor after ours is gone.
     known: BTreeSet<RegionId>,
@@ -82,12 +88,11 @@ impl Ledger {
         // region we meant to delete that a descriptor names again is the
         // group's.
         for m in &group.members {
-            match self.made.get_mut(&m.id) {
-                Some(made) if !made.doomed => made.seen = true,
-                Some(_) => {
-                    self.made.remove(&m.id);
+            match self.made.remove(&m.id) {
+                Some(made) if !made.doomed => {
+                    self.seen.insert(m.id, made.extent);
                 }
-                None => {}
+                _ => {}
             }
         }
         self.orphans = self.orphans_in(list, None, true);
@@ -130,12 +135,15 @@ impl Ledger {
     /// may have left it out, and only a list can tell (a probe of the
     /// leader does not see aux data).
     pub fn unconfirmed(&self) -> bool {
-        self.made.values().any(|m| !m.seen)
+        !self.made.is_empty()
     }
 
     /// The extent of a region we made (or meant to delete).
     pub fn made_extent(&self, id: RegionId) -> Option<Extent> {
-        self.made.get(&id).map(|m| m.extent)
+        self.made
+            .get(&id)
+            .map(|m| m.extent)
+            .or_else(|| self.seen.get(&id).copied())
     }
 
     /// We created `id` on `extent` for `program_id`.
@@ -144,8 +152,11 @@ impl Ledger {
             extent,
             program_id: program_id.to_owned(),
             doomed: false,
-            seen: false,
         };
+        if self.program != program_id {
+            program_id.clone_into(&mut self.program);
+        }
+        self.seen.remove(&id);
         self.made.insert(id, made);
     }
 
@@ -156,14 +167,15 @@ impl Ledger {
             extent: m.extent(),
             program_id: m.program_id.clone(),
             doomed: true,
-            seen: false,
         };
+        self.seen.remove(&m.id);
         self.made.insert(m.id, made);
     }
 
     /// `id` is gone (we deleted it, or it was already deleted).
     pub fn deleted(&mut self, id: RegionId) {
         self.made.remove(&id);
+        self.seen.remove(&id);
     }
 
     /// Our descriptor now names `set`.
@@ -196,7 +208,12 @@ impl Ledger {
         // program took the id after ours was deleted: it is not ours.
         self.made
             .retain(|id, made| list.get(id).is_some_and(|r| made.is(r)));
-        if self.made.is_empty() {
+        let program = &self.program;
+        self.seen.retain(|id, e| {
+            list.get(id)
+                .is_some_and(|r| r.extent() == *e && &r.program_id == program)
+        });
+        if self.made.is_empty() && self.seen.is_empty() {
             return Vec::new();
         }
         let named: BTreeSet<RegionId> = list
@@ -210,32 +227,38 @@ impl Ledger {
             || self
                 .made
                 .keys()
+                .chain(self.seen.keys())
                 .chain(&self.known)
                 .any(|id| named.contains(id));
         if !lives {
             return Vec::new();
         }
-        let outside: Vec<(RegionId, &Made)> = self
+        let mut orphans: Vec<RegionId> = self
             .made
+            .keys()
+            .filter(|id| !named.contains(id))
+            .copied()
+            .collect();
+        let left_out: Vec<(&RegionId, &Extent)> = self
+            .seen
             .iter()
             .filter(|(id, _)| !named.contains(id))
-            .map(|(&id, m)| (id, m))
             .collect();
-        // What the descriptors cover, wanted only for regions seen in the group.
-        let covered: Vec<Extent> = if outside.iter().any(|(_, m)| m.seen) {
-            named
+        if !left_out.is_empty() {
+            let covered: Vec<Extent> = named
                 .iter()
                 .filter_map(|id| list.get(id))
                 .map(Region::extent)
-                .collect()
-        } else {
-            Vec::new()
-        };
-        outside
-            .into_iter()
-            .filter(|(_, m)| !m.seen || covered.iter().any(|&c| overlap(c, m.extent)))
-            .map(|(id, _)| id)
-            .collect()
+                .collect();
+            orphans.extend(
+                left_out
+                    .into_iter()
+                    .filter(|(_, &e)| covered.iter().any(|&c| overlap(c, e)))
+                    .map(|(&id, _)| id),
+            );
+            orphans.sort_unstable();
+        }
+        orphans
     }
 }
 
