@@ -1,4 +1,4 @@
-# vm-timeout: 90
+# vm-timeout: 180
 # dmstats update_filemap racing with the running daemon on the same group.
 f=/mnt/ext4/ru
 make_fragmented "$f" 1
