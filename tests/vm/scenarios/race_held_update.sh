@@ -81,7 +81,5 @@ trap - EXIT
 # The daemon deletes the regions it made that dmstats' descriptor left out,
 # at its next list: each second for 5 s after an update that created
 # regions, then every 30 s (the full check): the bound is waited for.
-# (expect_group counts its polls, not seconds: on a loaded machine 35 s of
-# polls take minutes, hence the scenario's time limit.)
-SETTLE=35 expect_group ext4 held "$f"
+expect_group_by 35 ext4 held "$f"
 alive "$pid" || fail "daemon exited"

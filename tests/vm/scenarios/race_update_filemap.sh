@@ -14,7 +14,7 @@ done
 # leaves the daemon's new regions out (race_held_update); the daemon finds
 # them at its next list: within a second or so after its update, or at the
 # full check (30 s) when dmstats wrote later than that (a loaded machine).
-SETTLE=35 expect_group ext4 ru "$f"
+expect_group_by 35 ext4 ru "$f"
 sleep 1
 expect_group ext4 ru "$f"
 alive "$pid" || note "daemon exited during the race"
