@@ -11,8 +11,10 @@
 //! in full ([`Engine::load`]) when a probe sees a change, and otherwise
 //! every [`FULL_CHECK_INTERVAL`] times the device's regions over the
 //! group's ([`Daemon::list_interval`]), for what no probe can see: the
-//! group ungrouped or its descriptor rewritten by another program. Then
-//! sleep on inotify and the stop signals, with no other wake-up.
+//! group ungrouped or its descriptor rewritten by another program. For
+//! [`CONFIRM_WINDOW`] after an update that created regions, the check comes
+//! each [`CONFIRM_INTERVAL`] and lists. Then sleep on inotify and the stop
+//! signals, with no other wake-up.
 //!
 //! Owns: [`Daemon`], [`Exit`], the timing of updates and checks. Touches:
 //! the group only through [`Engine`], the file only through [`Scanner`]
@@ -60,6 +62,16 @@ pub(crate) const FULL_CHECK_INTERVAL: Duration = Duration::from_secs(30);
 /// other regions share the device. Past 60 regions on the device for each
 /// of the group's, lists cost a little more than the group's share.
 pub(crate) const FULL_CHECK_MAX: Duration = Duration::from_secs(30 * 60);
+/// After an update of ours that created regions, the check lists the group
+/// this long instead of probing it, every [`CONFIRM_INTERVAL`]: `dmstats
+/// update_filemap` may have listed before that update and write, later, a
+/// descriptor that leaves our new regions out, which only a list shows (the
+/// probe does not see aux data) and only we can clear (the engine's
+/// ledger). It writes within its own run, normally well under a second; a
+/// later write is caught by the full check.
+pub(crate) const CONFIRM_WINDOW: Duration = Duration::from_secs(5);
+/// How often the check comes within [`CONFIRM_WINDOW`].
+pub(crate) const CONFIRM_INTERVAL: Duration = Duration::from_secs(1);
 /// While the file holds data in delayed allocation (no address yet), it is
 /// scanned again this often (a FIEMAP without forced writeback is cheap),
 /// so the group follows the kernel's own writeback within about a second.
@@ -143,6 +155,8 @@ pub struct Daemon<D: Device, S: Scanner> {
     /// Member probes earned and not yet sent, in 1/[`MEMBER_ROUND`] of a
     /// probe: each check earns one per member.
     credit: usize,
+    /// When an update of ours last created regions (see [`CONFIRM_WINDOW`]).
+    created: Option<Instant>,
 }
 
 impl<D: Device, S: Scanner> Daemon<D, S> {
@@ -158,6 +172,7 @@ impl<D: Device, S: Scanner> Daemon<D, S> {
             listed: None,
             checked: None,
             credit: 0,
+            created: None,
         }
     }
 
@@ -206,14 +221,17 @@ impl<D: Device, S: Scanner> Daemon<D, S> {
             }
         }
         let now = self.file.now();
-        if self.checked.is_none_or(|t| now >= t + CHECK_INTERVAL) {
+        if self
+            .checked
+            .is_none_or(|t| now >= t + self.check_interval(now))
+        {
             if let Some(exit) = self.check(now)? {
                 return Ok(Some(exit));
             }
         }
 
         let now = self.file.now();
-        let mut until = self.checked.map_or(now, |t| t + CHECK_INTERVAL);
+        let mut until = self.checked.map_or(now, |t| t + self.check_interval(now));
         if self.dirty {
             until = until.min(self.not_before.unwrap_or(now));
         }
@@ -293,7 +311,12 @@ impl<D: Device, S: Scanner> Daemon<D, S> {
         }
         match outcome {
             Outcome::Unchanged => debug!("Group {after} already matches {} extents", extents.len()),
-            Outcome::Updated(s) => verbose!("Updated group {after}: {}", describe(&s)),
+            Outcome::Updated(s) => {
+                verbose!("Updated group {after}: {}", describe(&s));
+                if s.created > 0 {
+                    self.created = Some(now);
+                }
+            }
             Outcome::Interrupted(s) => {
                 verbose!("Update of group {after} interrupted: {}", describe(&s));
                 return Ok(Some(Exit::Stopped));
@@ -319,6 +342,21 @@ impl<D: Device, S: Scanner> Daemon<D, S> {
         FULL_CHECK_INTERVAL * ratio.clamp(1, max as usize) as u32
     }
 
+    /// Whether an update of ours created regions less than
+    /// [`CONFIRM_WINDOW`] ago.
+    fn confirming(&self, now: Instant) -> bool {
+        self.created.is_some_and(|t| now < t + CONFIRM_WINDOW)
+    }
+
+    /// [`CONFIRM_INTERVAL`] while confirming, else [`CHECK_INTERVAL`].
+    fn check_interval(&self, now: Instant) -> Duration {
+        if self.confirming(now) {
+            CONFIRM_INTERVAL
+        } else {
+            CHECK_INTERVAL
+        }
+    }
+
     /// The check, every [`CHECK_INTERVAL`]: the group exists, and still
     /// holds what we applied (another program may have deleted a member).
     /// Probes of the leader and, in turn, of the members answer for the
@@ -326,7 +364,8 @@ impl<D: Device, S: Scanner> Daemon<D, S> {
     /// failed probe) is settled by a list.
     fn check(&mut self, now: Instant) -> Result<Option<Exit>, DaemonError> {
         self.checked = Some(now);
-        if self.listed.is_some_and(|t| now < t + self.list_interval()) {
+        let confirming = self.confirming(now);
+        if !confirming && self.listed.is_some_and(|t| now < t + self.list_interval()) {
             self.counters.probes += 1;
             let leader = self.group.group_id();
             match self.group.probe() {

@@ -540,6 +540,74 @@ fn a_region_the_user_regrouped_out_stays() {
     assert!(!group(&engine.dev, g).0.members.contains(&made));
 }
 
+/// `dmstats update_filemap` lists once, then asks FIEMAP (which waits for
+/// the file's writeback), creates regions for the extents its list lacks
+/// and writes the descriptor it computed from that list: whatever we made
+/// after its list is left out, even when a list of ours has seen our
+/// update stand since (VM race_held_update). Only we know those regions;
+/// the next list must find them and the update after it delete them,
+/// while a region taken out by hand, on blocks the group does not cover,
+/// stays (`a_region_the_user_regrouped_out_stays`).
+#[test]
+fn what_a_late_dmstats_write_leaves_out_is_cleared() {
+    let old = extents_at(&[(1, 8), (2, 8), (3, 8)]);
+    let new = extents_at(&[(1, 8), (2, 8), (3, 8), (4, 8), (5, 16)]);
+    for confirmed in [false, true] {
+        // Alone on the device: the leader stays where dmstats writes (a
+        // leader of ours moved to a lower free id meanwhile would make
+        // dmstats' a second descriptor: a rival's claim, another case).
+        let mut dm = FakeDm::new();
+        let g = dm.filemap_group_with(&old, "the file", Dialect::Quoted, "", true, &[]);
+        let foreign = snapshot(&dm, P);
+        // dmstats' one list, before our update.
+        let (desc, _) = group(&dm, g);
+        let mut engine = Engine::new(dm, g);
+        assert!(matches!(engine.sync(&new, &never), Ok(Outcome::Updated(_))));
+        if confirmed {
+            assert!(engine.load().unwrap().is_some());
+            assert!(!engine.sweep_pending());
+            assert!(engine.probe().unwrap(), "seen to stand, then probed");
+        }
+        let ours: Vec<RegionId> = group(&engine.dev, engine.group_id()).0.members;
+        // dmstats goes on from its list: what it saw stays, the new extents
+        // get regions of its own, its descriptor goes on its leader.
+        let mut members = desc.members.clone();
+        for &e in &new[3..] {
+            members.push(engine.dev.seed(e, P, "-"));
+        }
+        members.sort_unstable();
+        let leader = members[0];
+        let late = Descriptor {
+            members,
+            ..desc.clone()
+        }
+        .format();
+        engine.dev.regions.get_mut(&leader).unwrap().aux_data = late;
+        // The daemon's list (its check in the confirm window, or the full one).
+        assert!(engine.load().unwrap().is_some());
+        assert!(
+            engine.sweep_pending(),
+            "confirmed {confirmed}: {ours:?} not found outside"
+        );
+        let g = settle(&mut engine, &new).expect("group kept");
+        converged(&engine.dev, g, &new);
+        no_orphans(&engine.dev, P, &[g]);
+        untouched(&engine.dev, &foreign);
+        let left = engine
+            .dev
+            .regions
+            .values()
+            .filter(|r| r.program_id == P)
+            .count();
+        assert_eq!(
+            left,
+            new.len(),
+            "confirmed {confirmed}: {:#?}",
+            engine.dev.log
+        );
+    }
+}
+
 /// The new descriptor is out, and the old leader's list of the batch (in
 /// place of its copy of the old descriptor) fails, and so does the repair:
 /// the old leader still holds the old descriptor, which names members of

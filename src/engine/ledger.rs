@@ -1,12 +1,15 @@
-//! The ledger of regions we created (or meant to delete) and have not seen
-//! in the group since, and what to do about them: which descriptor is a
-//! rival's, which regions only we know of and must delete. It decides;
-//! the engine sends.
+//! The ledger of regions we created (or meant to delete), and what to do
+//! about them: which descriptor is a rival's, which regions only we know of
+//! and must delete. It decides; the engine sends.
 //!
 //! dm-stats has no compare-and-swap: two updaters of one group can each
 //! publish a descriptor without the other's new regions, and only their
-//! creator knows them. The ledger remembers them until they are seen in
-//! the group, deleted, or their id is taken by someone else's region.
+//! creator knows them. Seeing our descriptor stand proves nothing either:
+//! `dmstats update_filemap` lists once, then asks FIEMAP (which waits for
+//! the file's writeback), creates, and writes the descriptor it computed
+//! from that one list, however late; it leaves out whatever we made after
+//! its list (VM `race_held_update`). So the ledger remembers every region
+//! we made until it is deleted or its id is taken by someone else's region.
 //!
 //! Owns: [`Ledger`], [`Made`]. Touches: no device; its inputs are lists
 //! read by the engine ([`crate::plan::group`]) and the engine's own steps.
@@ -44,6 +47,13 @@ pub(crate) struct Ledger {
     /// Regions we created or meant to delete and have not seen in the
     /// group since.
     made: BTreeMap<RegionId, Made>,
+    /// Regions we created and have seen in the group since, while they
+    /// exist: still ours, as a rival's late descriptor may leave them out
+    /// (see `orphans_in`). Their extent only (24 bytes a region, beside
+    /// `known`'s 8); their program is `program`.
+    seen: BTreeMap<RegionId, Extent>,
+    /// The program id we create regions with (the group leader's).
+    program: Text,
     /// The members as last listed or written, to recognise the group in a
     /// rival's descriptor after ours is gone.
     known: BTreeSet<RegionId>,
@@ -74,11 +84,16 @@ impl Ledger {
             self.orphans = self.orphans_in(list, Some(group.leader.id), true);
             return false;
         }
-        // Seen in the group: the descriptor stood, so whoever takes a member
-        // out of it later (a user regrouping by hand) does so knowingly, and
-        // the region is theirs.
+        // Seen in the group: confirmed, but still ours (see orphans_in). A
+        // region we meant to delete that a descriptor names again is the
+        // group's.
         for m in &group.members {
-            self.made.remove(&m.id);
+            match self.made.remove(&m.id) {
+                Some(made) if !made.doomed => {
+                    self.seen.insert(m.id, made.extent);
+                }
+                _ => {}
+            }
         }
         self.orphans = self.orphans_in(list, None, true);
         self.known = group.members.iter().map(|m| m.id).collect();
@@ -123,9 +138,12 @@ impl Ledger {
         !self.made.is_empty()
     }
 
-    /// The extent of a region we made and have not seen in the group since.
+    /// The extent of a region we made (or meant to delete).
     pub(crate) fn made_extent(&self, id: RegionId) -> Option<Extent> {
-        self.made.get(&id).map(|m| m.extent)
+        self.made
+            .get(&id)
+            .map(|m| m.extent)
+            .or_else(|| self.seen.get(&id).copied())
     }
 
     /// We created `id` on `extent` for `program_id`.
@@ -135,6 +153,10 @@ impl Ledger {
             program_id: program_id.as_ref().into(),
             doomed: false,
         };
+        if self.program.as_bytes() != program_id.as_ref() {
+            self.program = program_id.as_ref().into();
+        }
+        self.seen.remove(&id);
         self.made.insert(id, made);
     }
 
@@ -146,12 +168,14 @@ impl Ledger {
             program_id: m.program_id.clone(),
             doomed: true,
         };
+        self.seen.remove(&m.id);
         self.made.insert(m.id, made);
     }
 
     /// `id` is gone (we deleted it, or it was already deleted).
     pub(crate) fn deleted(&mut self, id: RegionId) {
         self.made.remove(&id);
+        self.seen.remove(&id);
     }
 
     /// Our descriptor now names `set`.
@@ -168,6 +192,12 @@ impl Ledger {
     /// on (in our descriptor, or a rival's that replaced it). `lost` is our
     /// own leader when a rival's descriptor superseded its one. When no
     /// group is left (`dmstats ungroup`), what remains is the user's.
+    ///
+    /// One we made and saw in the group is an orphan only on blocks that a
+    /// region named by a descriptor also covers: a rival that wrote its
+    /// descriptor from a list older than ours mapped those blocks again and
+    /// left ours out. One on blocks no descriptor covers was taken out by
+    /// hand (`dmstats ungroup`, then `group` of the others): the user's.
     fn orphans_in(
         &mut self,
         list: &List,
@@ -178,7 +208,12 @@ impl Ledger {
         // program took the id after ours was deleted: it is not ours.
         self.made
             .retain(|id, made| list.get(id).is_some_and(|r| made.is(r)));
-        if self.made.is_empty() {
+        let program = &self.program;
+        self.seen.retain(|id, e| {
+            list.get(id)
+                .is_some_and(|r| r.extent() == *e && &r.program_id == program)
+        });
+        if self.made.is_empty() && self.seen.is_empty() {
             return Vec::new();
         }
         let named: BTreeSet<RegionId> = list
@@ -192,17 +227,44 @@ impl Ledger {
             || self
                 .made
                 .keys()
+                .chain(self.seen.keys())
                 .chain(&self.known)
                 .any(|id| named.contains(id));
         if !lives {
             return Vec::new();
         }
-        self.made
+        let mut orphans: Vec<RegionId> = self
+            .made
             .keys()
             .filter(|id| !named.contains(id))
             .copied()
-            .collect()
+            .collect();
+        let left_out: Vec<(&RegionId, &Extent)> = self
+            .seen
+            .iter()
+            .filter(|(id, _)| !named.contains(id))
+            .collect();
+        if !left_out.is_empty() {
+            let covered: Vec<Extent> = named
+                .iter()
+                .filter_map(|id| list.get(id))
+                .map(Region::extent)
+                .collect();
+            orphans.extend(
+                left_out
+                    .into_iter()
+                    .filter(|(_, &e)| covered.iter().any(|&c| overlap(c, e)))
+                    .map(|(&id, _)| id),
+            );
+            orphans.sort_unstable();
+        }
+        orphans
     }
+}
+
+/// Whether two extents share a sector.
+fn overlap(a: Extent, b: Extent) -> bool {
+    a.start < b.start.saturating_add(b.len) && b.start < a.start.saturating_add(a.len)
 }
 
 #[cfg(test)]
@@ -270,6 +332,22 @@ mod tests {
         let dropped = list(&format!("{BASE}3: 24+8 8 dmstats -\n"));
         assert!(ledger.look(&dropped, Some(&read_group(1, &dropped).unwrap())));
         assert!(ledger.orphans().is_empty(), "a user regrouped it out");
+        // Seen in the group, then left out by a rival that listed before we
+        // made it and mapped its blocks again (dmstats update_filemap's
+        // late write): ours to delete, as is one seen by no list yet.
+        for seen in [true, false] {
+            let mut ledger = after_create();
+            if seen {
+                assert!(ledger.look(&now, Some(&read_group(1, &now).unwrap())));
+                assert!(!ledger.unconfirmed());
+            }
+            let stale = list(
+                "1: 8+8 8 dmstats DMS_GROUP=f:1-2,4#-\n2: 16+8 8 dmstats -\n\
+                 3: 24+8 8 dmstats -\n4: 20+8 8 dmstats -\n",
+            );
+            assert!(ledger.look(&stale, Some(&read_group(1, &stale).unwrap())));
+            assert_eq!(ledger.orphans(), [3], "seen {seen}");
+        }
     }
 
     #[test]

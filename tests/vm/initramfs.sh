@@ -25,6 +25,11 @@ mkdir -p "$cache"
 bins=(/usr/sbin/dmsetup /usr/sbin/mke2fs /usr/sbin/filefrag /usr/sbin/mkfs.xfs /usr/sbin/xfs_io
       /usr/sbin/mkfs.btrfs /usr/sbin/e4defrag /usr/sbin/xfs_fsr)
 
+# publish TMP DIR: the finished tree TMP becomes DIR, unless another run
+# (the cache is shared by every work tree) put it there first: then ours
+# goes. `mv -T` renames or fails; a plain mv would move TMP into DIR.
+publish() { mv -T "$1" "$2" 2> /dev/null || rm -rf "$1"; }
+
 case $release in
 12)
     # The kernel: Debian 12's linux-image-amd64 points at the current ABI package.
@@ -33,12 +38,17 @@ case $release in
     kver=${kpkg#linux-image-}
     kdir=$cache/$kpkg
     if [ ! -f "$kdir/boot/vmlinuz-$kver" ]; then
-        (cd "$cache" && rm -f "$kpkg"_*.deb && apt-get download -q "$kpkg" >&2)
-        rm -rf "$kdir.tmp"
-        dpkg-deb -x "$cache/$kpkg"_*.deb "$kdir.tmp"
+        # In a directory of this run's own: the cache is shared by every
+        # work tree, and two runs filling it at once must not delete each
+        # other's download or half-unpacked tree.
+        tmp=$(mktemp -d "$kdir.XXXXXX")
+        chmod 755 "$tmp" # apt's download user writes there
+        (cd "$tmp" && apt-get download -q "$kpkg" >&2)
+        dpkg-deb -x "$tmp/$kpkg"_*.deb "$tmp/root"
         # The package ships no modules.dep; depmod writes it from the modules.
-        depmod -b "$kdir.tmp" "$kver"
-        mv "$kdir.tmp" "$kdir"
+        depmod -b "$tmp/root" "$kver"
+        publish "$tmp/root" "$kdir"
+        rm -rf "$tmp"
     fi
     stamp=$( (echo "$kver"; sha256sum "$0" "${bins[@]}") | sha256sum | cut -c1-16)
     ;;
@@ -59,7 +69,7 @@ case $release in
         dpkg-deb -x "$kdeb" "$tmp"
         # Debian 13's modules live under /usr/lib/modules (merged /usr).
         depmod -b "$tmp/usr" "$kver"
-        mv "$tmp" "$kdir"
+        publish "$tmp" "$kdir"
     fi
     stamp=$( (echo "$kver"; sha256sum "$0" "$here/suite.sh" "${bins[@]}"; echo "$tools13") | sha256sum | cut -c1-16)
     ;;

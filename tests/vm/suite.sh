@@ -97,7 +97,14 @@ suite_fetch() {
         [ -f "$suite_dir/debs/$file" ] || missing+=("$file")
     done <<< "$uris"
     if [ ${#missing[@]} -gt 0 ]; then
-        (cd "$suite_dir/debs" && apt-get "${suite_opts[@]}" -q download "$@" >&2) || return 1
+        # Into a directory of our own, then renamed in: another work tree's
+        # run (the cache is shared) must never see a half-written .deb.
+        local tmp rc
+        tmp=$(mktemp -d "$suite_dir/debs.XXXXXX")
+        (cd "$tmp" && apt-get "${suite_opts[@]}" -q download "$@" >&2) && mv -f "$tmp"/*.deb "$suite_dir/debs/"
+        rc=$?
+        rm -rf "$tmp"
+        [ $rc -eq 0 ] || return 1
     fi
     while read -r _ file _; do echo "$suite_dir/debs/$file"; done <<< "$uris"
 }
