@@ -1,7 +1,7 @@
 //! Process plumbing: the inherited descriptor, the stop signals (blocked, and
 //! a `signalfd` so a wait can include them), detaching from the caller, and
 //! the `/proc` scan for other holders of a file.
-//! The third and last module allowed unchecked code (each block has a SAFETY
+//! One of the four modules allowed unchecked code (each block has a SAFETY
 //! comment); the crate denies it everywhere else (Cargo.toml `[lints]`).
 //!
 //! Detaching does not run on in a forked child: a forked copy of a Rust
@@ -20,11 +20,11 @@ use std::os::unix::ffi::OsStringExt;
 use std::sync::OnceLock;
 
 use rustix::io::{Errno, FdFlags};
-// rustix publishes its signal-mask calls only under this rotating name (the
-// "runtime" feature); Cargo.lock pins the version, and a new name is a
-// compile error, never a silent change.
-use runtime::{How, KernelSigSet, Signal};
-use rustix::runtime_448b8ad740e2a26f as runtime;
+use rustix::process::Signal;
+
+// The calls rustix does not publish (signal mask, signalfd, fork, exec).
+mod raw;
+use raw::{How, SigSet};
 
 /// Set in the environment of the copy of ourselves that runs detached.
 pub const DETACHED_ENV: &str = "DMFILEMAPD_DETACHED";
@@ -60,8 +60,8 @@ pub fn adopt_fd(raw: RawFd) -> Result<OwnedFd, Errno> {
     Ok(fd)
 }
 
-fn stop_set() -> KernelSigSet {
-    let mut set = KernelSigSet::empty();
+fn stop_set() -> SigSet {
+    let mut set = SigSet::empty();
     STOP_SIGNALS.iter().for_each(|(sig, _)| set.insert(*sig));
     set
 }
@@ -74,16 +74,13 @@ static STOP_FD: OnceLock<OwnedFd> = OnceLock::new();
 /// middle of a message and no handler is needed. Also makes the descriptor
 /// of [`stop_fd`], so that sleeps wake for them without polling.
 pub fn block_stop_signals() -> Result<(), Errno> {
-    // SAFETY: we only add to the mask of this (the main, only) thread; no
-    // handler of ours or of std relies on receiving these three signals.
-    unsafe { runtime::kernel_sigprocmask(How::BLOCK, Some(&stop_set())) }?;
+    // We only add to the mask of this (the main, only) thread; no handler of
+    // ours or of std relies on receiving these three signals.
+    raw::sigprocmask(How::Block, &stop_set())?;
     if STOP_FD.get().is_none() {
-        let mask = STOP_SIGNALS
-            .iter()
-            .fold(0u64, |m, (sig, _)| m | 1 << (sig.as_raw() - 1));
-        // Where there is no signalfd (an architecture without the raw call
-        // below), waits fall back to looking every [`crate::watch::SLICE`].
-        if let Ok(fd) = signalfd(mask) {
+        // Where there is no signalfd (a kernel without it, a seccomp filter),
+        // waits fall back to looking every [`crate::watch::SLICE`].
+        if let Ok(fd) = raw::signalfd(&stop_set()) {
             let _ = STOP_FD.set(fd);
         }
     }
@@ -98,106 +95,9 @@ pub fn stop_fd() -> Option<BorrowedFd<'static>> {
     STOP_FD.get().map(AsFd::as_fd)
 }
 
-/// `signalfd4(-1, mask, 8, SFD_CLOEXEC | SFD_NONBLOCK)`: rustix has no call
-/// for it, so it is made raw. `mask` is the kernel's 64-bit `sigset_t`.
-#[cfg(any(
-    target_arch = "x86_64",
-    target_arch = "aarch64",
-    target_arch = "riscv64"
-))]
-fn signalfd(mask: u64) -> Result<OwnedFd, Errno> {
-    use linux_raw_sys::general::{__NR_signalfd4, O_CLOEXEC, O_NONBLOCK};
-    let args = [
-        -1isize as usize,
-        std::ptr::from_ref(&mask) as usize,
-        size_of::<u64>(),
-        (O_CLOEXEC | O_NONBLOCK) as usize,
-    ];
-    // SAFETY: signalfd4 reads 8 bytes at the pointer (the u64 above, alive
-    // for the call) and writes no memory of ours; it returns a new
-    // descriptor or -errno.
-    let ret = unsafe { syscall4(__NR_signalfd4 as usize, args) };
-    if (-4095..0).contains(&ret) {
-        return Err(Errno::from_raw_os_error(-ret as i32));
-    }
-    // SAFETY: a non-negative return of signalfd4 with fd -1 is a descriptor
-    // the kernel just opened for us, owned by nothing else.
-    Ok(unsafe { OwnedFd::from_raw_fd(ret as RawFd) })
-}
-
-#[cfg(not(any(
-    target_arch = "x86_64",
-    target_arch = "aarch64",
-    target_arch = "riscv64"
-)))]
-fn signalfd(_mask: u64) -> Result<OwnedFd, Errno> {
-    Err(Errno::NOSYS)
-}
-
-/// A Linux system call with four arguments; the result or -errno.
-#[cfg(target_arch = "x86_64")]
-///
-/// # Safety
-/// SAFETY (for callers): the caller answers for what the call does with
-/// the arguments (memory it reads or writes, descriptors it makes or closes).
-unsafe fn syscall4(nr: usize, a: [usize; 4]) -> isize {
-    let ret: isize;
-    // SAFETY: the x86_64 syscall convention: number in rax, arguments in
-    // rdi, rsi, rdx, r10, result in rax; the instruction clobbers rcx and
-    // r11 and touches no stack.
-    unsafe {
-        std::arch::asm!(
-            "syscall",
-            inlateout("rax") nr as isize => ret,
-            in("rdi") a[0], in("rsi") a[1], in("rdx") a[2], in("r10") a[3],
-            lateout("rcx") _, lateout("r11") _,
-            options(nostack),
-        );
-    }
-    ret
-}
-
-#[cfg(target_arch = "aarch64")]
-/// See the x86_64 version.
-/// SAFETY (for callers): as there.
-unsafe fn syscall4(nr: usize, a: [usize; 4]) -> isize {
-    let ret: isize;
-    // SAFETY: the aarch64 convention: number in x8, arguments in x0..x3,
-    // result in x0; `svc 0` clobbers nothing else.
-    unsafe {
-        std::arch::asm!(
-            "svc 0",
-            in("x8") nr,
-            inlateout("x0") a[0] as isize => ret,
-            in("x1") a[1], in("x2") a[2], in("x3") a[3],
-            options(nostack),
-        );
-    }
-    ret
-}
-
-#[cfg(target_arch = "riscv64")]
-/// See the x86_64 version.
-/// SAFETY (for callers): as there.
-unsafe fn syscall4(nr: usize, a: [usize; 4]) -> isize {
-    let ret: isize;
-    // SAFETY: the riscv64 convention: number in a7, arguments in a0..a3,
-    // result in a0; `ecall` clobbers nothing else.
-    unsafe {
-        std::arch::asm!(
-            "ecall",
-            in("a7") nr,
-            inlateout("a0") a[0] as isize => ret,
-            in("a1") a[1], in("a2") a[2], in("a3") a[3],
-            options(nostack),
-        );
-    }
-    ret
-}
-
 /// The name of a pending stop signal, if one arrived.
 pub fn stop_signal() -> Option<&'static str> {
-    let pending = runtime::kernel_sigpending();
+    let pending = raw::sigpending().ok()?;
     STOP_SIGNALS
         .iter()
         .find(|(sig, _)| pending.contains(*sig))
@@ -265,35 +165,29 @@ pub fn spawn_detached(argv0: OsString, args: &[OsString]) -> io::Result<u32> {
         .map(c_string)
         .collect::<io::Result<Vec<_>>>()?;
     let (argv, envp) = (pointers(&argv), pointers(&envp));
-    let no_signals = KernelSigSet::empty();
-    let default_action = runtime::KernelSigaction {
-        sa_handler_kernel: runtime::KERNEL_SIG_DFL,
-        ..Default::default()
-    };
+    let no_signals = SigSet::empty();
     // Closed by a successful exec: reading it then gives end of file.
     let (exec_error, exec_error_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
 
     // SAFETY: the child only reads what was made above, calls no allocator,
-    // lock or libc function, only raw system calls (rustix's linux_raw), and
-    // leaves by execve or exit_group, running no destructor.
-    match unsafe { runtime::kernel_fork() }? {
-        runtime::Fork::Child(_) => {
+    // lock or libc function, only raw system calls (raw's, rustix's
+    // linux_raw), and leaves by execve or exit_group, running no destructor.
+    match unsafe { raw::fork() }? {
+        raw::Fork::Child => {
             // std ignores SIGPIPE and we may have blocked the stop signals:
             // neither is for the new program, as with `Command`.
-            // SAFETY: as for the fork; `argv`, `envp`: null-ended arrays of
-            // NUL-terminated strings, alive in this copy of the memory.
-            let errno = unsafe {
-                match runtime::kernel_sigprocmask(How::SETMASK, Some(&no_signals))
-                    .and_then(|_| runtime::kernel_sigaction(Signal::PIPE, Some(default_action)))
-                {
-                    Ok(_) => runtime::execve(c"/proc/self/exe", argv.as_ptr(), envp.as_ptr()),
-                    Err(e) => e,
-                }
+            let errno = match raw::sigprocmask(How::SetMask, &no_signals)
+                .and_then(|_| raw::set_default_action(Signal::PIPE))
+            {
+                // SAFETY: `argv`, `envp`: null-ended arrays of NUL-terminated
+                // strings, alive in this copy of the memory.
+                Ok(()) => unsafe { raw::execve(c"/proc/self/exe", argv.as_ptr(), envp.as_ptr()) },
+                Err(e) => e,
             };
             let _ = rustix::io::write(&exec_error_w, &errno.raw_os_error().to_ne_bytes());
-            runtime::exit_group(127)
+            raw::exit_group(127)
         }
-        runtime::Fork::ParentOf(pid) => {
+        raw::Fork::ParentOf(pid) => {
             drop(exec_error_w);
             let mut errno = [0u8; 4];
             // Four bytes to a pipe arrive at once, or not at all.
