@@ -198,7 +198,7 @@ if [ "$release" = 12 ]; then
 else
     for b in "${bins[@]:1}"; do copy_with_libs "$b"; done
     mkdir -p "$root/opt/bookworm/sbin"
-    copy_with_libs /usr/sbin/dmsetup /opt/bookworm/sbin
+    copy_with_libs "${bins[0]}" /opt/bookworm/sbin
     ln -s dmsetup "$root/opt/bookworm/sbin/dmstats"
     # Debian 13's dmsetup and the libraries its own loader resolves for it.
     t13=$root/opt/trixie

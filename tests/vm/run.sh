@@ -24,6 +24,9 @@
 #        BENCH_*          exported to the scenarios (tests/vm/bench)
 #        SCENARIO_TIMEOUT seconds before a scenario counts as hung (default 60;
 #                         a scenario's "# vm-timeout: N" line overrides it)
+#        VM_TIMEOUT_SCALE every scenario's limit times this (default 1 on
+#                         amd64, 2 on arm64, whose emulation on an x86 host
+#                         is slower)
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -106,6 +109,8 @@ for b in ${VM_BINS:-}; do
     cp "$b" "$over/usr/local/bin/"
 done
 echo "SCENARIO_TIMEOUT=${SCENARIO_TIMEOUT:-60}" > "$over/t/env"
+scale=${VM_TIMEOUT_SCALE:-$([ "$arch" = arm64 ] && echo 2 || echo 1)}
+echo "TIMEOUT_SCALE=$scale" >> "$over/t/env"
 # Where the guest reports (boot.sh): the second 16550 on amd64; on arm64,
 # whose virt machine has one UART (the console), a virtio console.
 echo "REPORT_TTY=$([ "$arch" = arm64 ] && echo /dev/hvc0 || echo /dev/ttyS1)" >> "$over/t/env"
@@ -125,9 +130,9 @@ n=${#scenarios[@]}
 guard=120
 for f in "${scenarios[@]}"; do
     limit=$(sed -n 's/^# vm-timeout: *//p' "$f")
-    guard=$((guard + ${limit:-${SCENARIO_TIMEOUT:-60}}))
+    guard=$((guard + ${limit:-${SCENARIO_TIMEOUT:-60}} * scale))
 done
-[ $guard -le 2400 ] || guard=2400
+[ $guard -le $((2400 * scale)) ] || guard=$((2400 * scale))
 rm -f "$work/console.log" "$work/results.log"
 echo "vm: booting $(basename "$kernel") with $n scenario(s), guard ${guard}s"
 t_boot=$(date +%s.%N)
