@@ -8,6 +8,8 @@
 //! - [`fiemap`]: the FIEMAP ioctl ABI, a file's raw extent records.
 //! - `signals`: the stop signals, blocked and seen through a `signalfd`.
 //! - `process`: the inherited descriptor, detaching, the `/proc` scans.
+//! - `raw`: the system calls rustix does not publish (signal mask,
+//!   `signalfd4`, fork, exec), one small asm entry per architecture.
 //!
 //! Above it, nothing calls the kernel but through rustix's safe calls
 //! (`fstat`, inotify, `poll`, the syslog socket).
@@ -15,6 +17,7 @@
 pub(crate) mod dm;
 pub(crate) mod fiemap;
 mod process;
+mod raw;
 mod signals;
 
 pub use process::{

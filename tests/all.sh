@@ -3,8 +3,12 @@
 # unit and fake-kernel tests, the fuzz smoke run (if present), checks the man
 # page, builds the Debian package (lintian, systemd-analyze verify on its
 # unit) and runs the VM scenarios against the real kernel, Debian 12's and
-# Debian 13's, with the binary taken from that package. Exits non-zero if
-# any part fails.
+# Debian 13's, with the binary taken from that package. Then the other
+# architectures (docs/architectures.md): aarch64's package and tests (under
+# qemu-user) and the VM on Debian's arm64 kernel; riscv64's and ppc64le's
+# tests under qemu-user (glibc targets) and their musl targets checked with
+# nightly's build-std. Each step prints its time. Exits non-zero if any part
+# fails.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -41,21 +45,24 @@ man_page() {
 
 # The .deb, checked by lintian (no error), extracted into $deb_root for the
 # steps after it.
+# deb_package [TARGET [ROOT]]: x86_64 and $deb_root by default.
 deb_root=target/deb-root
 deb_package() {
-    local deb out rc f
-    rm -rf "$deb_root"
-    deb=$(cargo deb --locked --strip --target x86_64-unknown-linux-musl | tail -n 1) || return 1
+    local deb out rc f target=${1:-x86_64-unknown-linux-musl} root=${2:-$deb_root}
+    rm -rf "$root"
+    # The release profile strips; --strip would want a strip for the target.
+    deb=$(cargo deb --locked --target "$target" | tail -n 1) || return 1
     echo "deb: $deb"
     out=$(lintian --fail-on error "$deb" 2>&1)
     rc=$?
     grep -v 'running with root privileges' <<< "$out"
     [ $rc -eq 0 ] || { echo "deb: lintian reports errors"; return 1; }
-    dpkg-deb -x "$deb" "$deb_root" || return 1
+    dpkg-deb -x "$deb" "$root" || return 1
     for f in usr/sbin/dmfilemapd usr/share/man/man8/dmfilemapd.8.gz \
         lib/systemd/system/dmfilemapd@.service usr/share/doc/dmfilemapd/copyright; do
-        [ -f "$deb_root/$f" ] || { echo "deb: no /$f"; return 1; }
+        [ -f "$root/$f" ] || { echo "deb: no /$f"; return 1; }
     done
+    ls -l "$root/usr/sbin/dmfilemapd"
 }
 
 # systemd-analyze verify on an instance of the packaged unit, its commands
@@ -88,6 +95,32 @@ else
 fi
 step "vm (Debian 12)" env "${bin[@]}" bash tests/vm/run.sh
 step "vm (Debian 13)" env "${bin[@]}" VM_RELEASE=13 bash tests/vm/run.sh
+
+# aarch64: the package, the tests under qemu-user, the VM on Debian's arm64
+# kernel with the packaged binary.
+arm64_root=target/deb-root-arm64
+step "deb (arm64)" deb_package aarch64-unknown-linux-musl "$arm64_root"
+step "cargo test (aarch64, qemu-user)" cargo test --all-targets --target aarch64-unknown-linux-musl
+bin=()
+if [ -x "$arm64_root/usr/sbin/dmfilemapd" ]; then
+    bin=(DMFILEMAPD="$PWD/$arm64_root/usr/sbin/dmfilemapd")
+fi
+step "vm arm64 (Debian 13)" env "${bin[@]}" VM_ARCH=arm64 VM_RELEASE=13 bash tests/vm/run.sh
+step "vm arm64 (Debian 12)" env "${bin[@]}" VM_ARCH=arm64 bash tests/vm/run.sh
+
+# riscv64 and ppc64le: the tests under qemu-user on the glibc targets (the
+# same raw system calls; rustup has their std), and the musl targets
+# compiled with nightly's build-std, tests included (the layout and ioctl
+# numbers are const assertions).
+step "cargo test (riscv64, qemu-user)" cargo test --all-targets --target riscv64gc-unknown-linux-gnu
+# ppc64le with nightly: rustix's direct backend needs it there (see
+# .cargo/config.toml), and nightly's own ppc64le std is built, not served.
+step "cargo test (ppc64le, qemu-user)" \
+    cargo +nightly test --all-targets -Zbuild-std=std,panic_abort --target powerpc64le-unknown-linux-gnu
+for t in riscv64gc-unknown-linux-musl powerpc64le-unknown-linux-musl; do
+    step "check $t (nightly build-std)" \
+        cargo +nightly check --locked --all-targets -Zbuild-std=std,panic_abort --target "$t"
+done
 
 if [ "${#failed[@]}" -gt 0 ]; then
     echo "all: FAILED: ${failed[*]}"

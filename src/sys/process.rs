@@ -17,11 +17,9 @@ use std::os::unix::ffi::OsStringExt;
 
 use rustix::io::{Errno, FdFlags};
 
-// rustix publishes fork, execve and the signal calls a child needs before
-// exec only under this rotating name (the "runtime" feature); Cargo.lock
-// pins the version, and a new name is a compile error, never a silent change.
-use runtime::{How, KernelSigSet, Signal};
-use rustix::runtime_448b8ad740e2a26f as runtime;
+use rustix::process::Signal;
+
+use super::raw::{self, How, SigSet};
 
 use super::signals::stop_fd;
 
@@ -113,35 +111,29 @@ pub fn spawn_detached(argv0: OsString, args: &[OsString]) -> io::Result<u32> {
         .map(c_string)
         .collect::<io::Result<Vec<_>>>()?;
     let (argv, envp) = (pointers(&argv), pointers(&envp));
-    let no_signals = KernelSigSet::empty();
-    let default_action = runtime::KernelSigaction {
-        sa_handler_kernel: runtime::KERNEL_SIG_DFL,
-        ..Default::default()
-    };
+    let no_signals = SigSet::empty();
     // Closed by a successful exec: reading it then gives end of file.
     let (exec_error, exec_error_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
 
     // SAFETY: the child only reads what was made above, calls no allocator,
-    // lock or libc function, only raw system calls (rustix's linux_raw), and
-    // leaves by execve or exit_group, running no destructor.
-    match unsafe { runtime::kernel_fork() }? {
-        runtime::Fork::Child(_) => {
+    // lock or libc function, only raw system calls (raw's, rustix's
+    // linux_raw), and leaves by execve or exit_group, running no destructor.
+    match unsafe { raw::fork() }? {
+        raw::Fork::Child => {
             // std ignores SIGPIPE and we may have blocked the stop signals:
             // neither is for the new program, as with `Command`.
-            // SAFETY: as for the fork; `argv`, `envp`: null-ended arrays of
-            // NUL-terminated strings, alive in this copy of the memory.
-            let errno = unsafe {
-                match runtime::kernel_sigprocmask(How::SETMASK, Some(&no_signals))
-                    .and_then(|_| runtime::kernel_sigaction(Signal::PIPE, Some(default_action)))
-                {
-                    Ok(_) => runtime::execve(c"/proc/self/exe", argv.as_ptr(), envp.as_ptr()),
-                    Err(e) => e,
-                }
+            let errno = match raw::sigprocmask(How::SetMask, &no_signals)
+                .and_then(|_| raw::set_default_action(Signal::PIPE))
+            {
+                // SAFETY: `argv`, `envp`: null-ended arrays of NUL-terminated
+                // strings, alive in this copy of the memory.
+                Ok(()) => unsafe { raw::execve(c"/proc/self/exe", argv.as_ptr(), envp.as_ptr()) },
+                Err(e) => e,
             };
             let _ = rustix::io::write(&exec_error_w, &errno.raw_os_error().to_ne_bytes());
-            runtime::exit_group(127)
+            raw::exit_group(127)
         }
-        runtime::Fork::ParentOf(pid) => {
+        raw::Fork::ParentOf(pid) => {
             drop(exec_error_w);
             let mut errno = [0u8; 4];
             // Four bytes to a pipe arrive at once, or not at all.

@@ -8,6 +8,11 @@
 # usage: tests/vm/run.sh [SCENARIO|FILE.sh ...]   (default: every scenario)
 # env:   VM_RELEASE=12|13 Debian 12's kernel and dmsetup (the default), or
 #                         Debian 13's (logs then in tests/vm/work/deb13)
+#        VM_ARCH=amd64|arm64  the guest's architecture: amd64 (the default) or
+#                         arm64, Debian's arm64 kernel and user space under
+#                         qemu-system-aarch64 -M virt with the
+#                         aarch64-unknown-linux-musl binary (logs then in
+#                         tests/vm/work/arm64, .../arm64/deb13)
 #        VM_FILEMAP=dmstats|hand|map  how scenarios start the daemon (see
 #                         start_filemap in guest/lib.sh; default: dmstats on
 #                         12, map on 13)
@@ -19,15 +24,24 @@
 #        BENCH_*          exported to the scenarios (tests/vm/bench)
 #        SCENARIO_TIMEOUT seconds before a scenario counts as hung (default 60;
 #                         a scenario's "# vm-timeout: N" line overrides it)
+#        VM_TIMEOUT_SCALE every scenario's limit times this (default 1 on
+#                         amd64, 2 on arm64, whose emulation on an x86 host
+#                         is slower)
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 cache=$here/cache
 release=${VM_RELEASE:-12}
+arch=${VM_ARCH:-amd64}
+case $arch in
+    amd64) work=$here/work target=x86_64-unknown-linux-musl ;;
+    arm64) work=$here/work/arm64 target=aarch64-unknown-linux-musl ;;
+    *) echo "run.sh: VM_ARCH=$arch: only amd64 or arm64" >&2; exit 2 ;;
+esac
 case $release in
-    12) work=$here/work ;;
-    13) work=$here/work/deb13 ;;
+    12) ;;
+    13) work=$work/deb13 ;;
     *) echo "run.sh: VM_RELEASE=$release: only 12 or 13" >&2; exit 2 ;;
 esac
 mkdir -p "$cache" "$work"
@@ -56,13 +70,13 @@ done
 # The daemon: one static binary, first on the guest's PATH.
 if [ -z "${DMFILEMAPD:-}" ]; then
     target_dir=${CARGO_TARGET_DIR:-$repo/target}
-    (cd "$repo" && cargo build --release --target x86_64-unknown-linux-musl --quiet)
-    DMFILEMAPD=$target_dir/x86_64-unknown-linux-musl/release/dmfilemapd
+    (cd "$repo" && cargo build --release --target "$target" --quiet)
+    DMFILEMAPD=$target_dir/$target/release/dmfilemapd
 fi
 [ -x "$DMFILEMAPD" ] || { echo "run.sh: no binary at $DMFILEMAPD" >&2; exit 2; }
 
 t_build=$(date +%s.%N)
-kernel=$(bash "$here/initramfs.sh" "$cache" "$work/base.cpio.gz" "$release")
+kernel=$(bash "$here/initramfs.sh" "$cache" "$work/base.cpio.gz" "$release" "$arch")
 
 # The per-run archive, appended to the cached base (the kernel unpacks both).
 over=$(mktemp -d)
@@ -95,6 +109,11 @@ for b in ${VM_BINS:-}; do
     cp "$b" "$over/usr/local/bin/"
 done
 echo "SCENARIO_TIMEOUT=${SCENARIO_TIMEOUT:-60}" > "$over/t/env"
+scale=${VM_TIMEOUT_SCALE:-$([ "$arch" = arm64 ] && echo 2 || echo 1)}
+echo "TIMEOUT_SCALE=$scale" >> "$over/t/env"
+# Where the guest reports (boot.sh): the second 16550 on amd64; on arm64,
+# whose virt machine has one UART (the console), a virtio console.
+echo "REPORT_TTY=$([ "$arch" = arm64 ] && echo /dev/hvc0 || echo /dev/ttyS1)" >> "$over/t/env"
 # Benchmark settings (BENCH_*) reach the guest's scenarios as they are.
 for v in $(compgen -v BENCH_ || true); do
     printf "export %s='%s'\n" "$v" "${!v}" >> "$over/t/env"
@@ -103,7 +122,7 @@ done
 # 12's dmstats starts it; Debian 13's cannot, so `dmfilemapd map` makes the
 # group and follows it, as on a system whose dmstats starts no daemon.
 filemap=${VM_FILEMAP:-$([ "$release" = 12 ] && echo dmstats || echo map)}
-printf 'VM_RELEASE=%s\nVM_FILEMAP=%s\n' "$release" "$filemap" >> "$over/t/env"
+printf 'VM_RELEASE=%s\nVM_FILEMAP=%s\nVM_ARCH=%s\n' "$release" "$filemap" "$arch" >> "$over/t/env"
 (cd "$over" && find . | LC_ALL=C sort | cpio -o -H newc --quiet | gzip -1) > "$work/over.cpio.gz"
 cat "$work/base.cpio.gz" "$work/over.cpio.gz" > "$work/initrd.img"
 
@@ -111,9 +130,9 @@ n=${#scenarios[@]}
 guard=120
 for f in "${scenarios[@]}"; do
     limit=$(sed -n 's/^# vm-timeout: *//p' "$f")
-    guard=$((guard + ${limit:-${SCENARIO_TIMEOUT:-60}}))
+    guard=$((guard + ${limit:-${SCENARIO_TIMEOUT:-60}} * scale))
 done
-[ $guard -le 2400 ] || guard=2400
+[ $guard -le $((2400 * scale)) ] || guard=$((2400 * scale))
 rm -f "$work/console.log" "$work/results.log"
 # no_timer_check: at boot the kernel checks that the IO-APIC timer ticks
 # within a few of its own loops; an emulated CPU starved by a loaded host
@@ -121,13 +140,27 @@ rm -f "$work/console.log" "$work/results.log"
 # with Debian 13's kernel at a load of 17 on two cores).
 echo "vm: booting $(basename "$kernel") with $n scenario(s), guard ${guard}s"
 t_boot=$(date +%s.%N)
+case $arch in
+amd64)
+    qemu=(qemu-system-x86_64 -machine q35,accel=tcg -cpu max
+        -serial "file:$work/console.log" -serial "file:$work/results.log")
+    console=ttyS0
+    ;;
+arm64)
+    # pauth-impdef: QEMU's own pointer-authentication hash, much cheaper to
+    # emulate than the architected one (QARMA) and invisible to the guest.
+    qemu=(qemu-system-aarch64 -machine virt,accel=tcg -cpu max,pauth-impdef=on
+        -serial "file:$work/console.log"
+        -chardev "file,id=results,path=$work/results.log"
+        -device virtio-serial-device -device virtconsole,chardev=results)
+    console=ttyAMA0
+    ;;
+esac
 set +e
-timeout -k 10 "$guard" qemu-system-x86_64 \
-    -machine q35,accel=tcg -cpu max -smp 2 -m 4G \
+timeout -k 10 "$guard" "${qemu[@]}" -smp 2 -m 4G \
     -nodefaults -no-user-config -display none -no-reboot \
     -kernel "$kernel" -initrd "$work/initrd.img" \
-    -append "console=ttyS0 rdinit=/init panic=-1 loglevel=4 mitigations=off no_timer_check" \
-    -serial "file:$work/console.log" -serial "file:$work/results.log" \
+    -append "console=$console rdinit=/init panic=-1 loglevel=4 mitigations=off no_timer_check" \
     > "$work/qemu.log" 2>&1
 qrc=$?
 set -e

@@ -4,7 +4,8 @@
 # packages come from the same mirror the machine's own apt sources use for its
 # release, read from /etc/apt at run time. Sourced by initramfs.sh.
 #
-#   suite_init CODENAME DIR   lists, debs and apt's cache go under DIR
+#   suite_init CODENAME DIR [ARCH]  lists, debs and apt's cache go under DIR;
+#                             ARCH: the packages' architecture (amd64, arm64)
 #   suite_depends PKG         the package PKG's first Depends (linux-image-amd64 -> the ABI package)
 #   suite_closure PKG...      the packages and their Depends, recursively
 #   suite_fetch PKG...        downloads what DIR lacks; prints the .deb paths
@@ -51,7 +52,7 @@ host_mirror() {
 }
 
 suite_init() {
-    local codename=$1 mirror keyring line
+    local codename=$1 mirror keyring line arch=${3:-amd64}
     suite_dir=$2
     mkdir -p "$suite_dir/lists/partial" "$suite_dir/archives/partial" "$suite_dir/parts" "$suite_dir/debs"
     mirror=$(host_mirror) || mirror=""
@@ -67,7 +68,7 @@ suite_init() {
         -o Dir::Cache="$suite_dir" -o Dir::Cache::Archives="$suite_dir/archives"
         -o Dir::Etc::SourceList="$suite_dir/sources.list" -o Dir::Etc::SourceParts="$suite_dir/parts"
         -o Dir::Etc::Preferences="$suite_dir/parts/none" -o Dir::Etc::PreferencesParts="$suite_dir/parts"
-        -o APT::Architecture=amd64 -o APT::Architectures::=amd64
+        -o APT::Architecture="$arch" -o APT::Architectures::="$arch"
         -o Acquire::Languages=none -o Acquire::IndexTargets::deb::DEP-11::DefaultEnabled=false
         -o APT::Sandbox::User=root
     )

@@ -23,7 +23,7 @@ LONG_FS=${BENCH_LONG_FS:-ext4}
 # cut short by the guard still reports what it measured.
 bench() {
     echo "$*"
-    echo "$*" > /dev/ttyS1 2> /dev/null
+    echo "$*" > "${REPORT_TTY:-/dev/ttyS1}" 2> /dev/null
 }
 
 # truth_make DEV: the truth region's id.

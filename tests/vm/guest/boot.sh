@@ -2,7 +2,8 @@
 # First thing the VM runs (busybox init's sysinit). Brings up dm, loop, ext4,
 # xfs and btrfs, makes one linear dm device per file system over a sparse file
 # in tmpfs, then runs the scenarios named in /t/list, one shell each, and
-# reports on ttyS1, which run.sh reads. Powers off at the end, whatever happens.
+# reports on the results port ($REPORT_TTY: ttyS1 on amd64, hvc0 on arm64),
+# which run.sh reads. Powers off at the end, whatever happens.
 export PATH=/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 export DM_DISABLE_UDEV=1
 export HOME=/root
@@ -14,7 +15,10 @@ mount -t tmpfs tmp /tmp
 mount -t tmpfs run /run
 ln -sf /proc/mounts /etc/mtab
 
-report() { echo "$*" > /dev/ttyS1; }
+# The results port, set by run.sh for the architecture (/t/env).
+REPORT_TTY=$(sed -n 's/^REPORT_TTY=//p' /t/env 2>/dev/null)
+export REPORT_TTY=${REPORT_TTY:-/dev/ttyS1}
+report() { echo "$*" > "$REPORT_TTY"; }
 finish() {
     sync
     poweroff -f
@@ -56,6 +60,8 @@ for name in $(cat /t/list); do
     # A scenario may ask for more time than the default: "# vm-timeout: SECONDS".
     limit=$(sed -n 's/^# vm-timeout: *//p' "/t/scenarios/$name.sh")
     limit=${limit:-${SCENARIO_TIMEOUT:-60}}
+    # Slower emulation (arm64 on an x86 host) stretches every limit alike.
+    limit=$((limit * ${TIMEOUT_SCALE:-1}))
     timeout -s KILL "$limit" sh -c ". /t/lib.sh; . /t/scenarios/$name.sh" \
         > "/tmp/out.$name" 2>&1 < /dev/null
     rc=$?
@@ -65,7 +71,7 @@ for name in $(cat /t/list); do
     if [ -s /tmp/dmfilemapd.log ]; then
         echo "--- dmfilemapd log:"
         tail -n 60 /tmp/dmfilemapd.log
-        [ "$rc" -eq 0 ] || tail -n 15 /tmp/dmfilemapd.log | sed 's/^/| log: /' > /dev/ttyS1
+        [ "$rc" -eq 0 ] || tail -n 15 /tmp/dmfilemapd.log | sed 's/^/| log: /' > "$REPORT_TTY"
         rm -f /tmp/dmfilemapd.log
     fi
     if [ "$rc" -eq 0 ]; then
@@ -75,7 +81,7 @@ for name in $(cat /t/list); do
         [ -n "$why" ] || why="exit status $rc"
         [ "$rc" -eq 137 ] && why="killed after $limit s (hang)"
         report "FAIL $name: $why ($took s)"
-        tail -n 12 "/tmp/out.$name" | cut -c1-200 | sed 's/^/| /' > /dev/ttyS1
+        tail -n 12 "/tmp/out.$name" | cut -c1-200 | sed 's/^/| /' > "$REPORT_TTY"
     fi
 done
 report "DONE"

@@ -12,7 +12,7 @@ D13=/opt/trixie/bin/dmstats
 dev=ext4
 f=/mnt/ext4/dl
 
-out() { echo "$*"; echo "  $*" > /dev/ttyS1; }
+out() { echo "$*"; echo "  $*" > "${REPORT_TTY:-/dev/ttyS1}"; }
 
 # A file of two extents (block 1 of 1 MiB punched): members 0-1.
 fresh_file() {
