@@ -53,7 +53,7 @@ deb_package() {
     [ $rc -eq 0 ] || { echo "deb: lintian reports errors"; return 1; }
     dpkg-deb -x "$deb" "$deb_root" || return 1
     for f in usr/sbin/dmfilemapd usr/share/man/man8/dmfilemapd.8.gz \
-        lib/systemd/system/dmfilemapd@.service usr/share/doc/dmfilemapd/copyright; do
+        usr/lib/systemd/system/dmfilemapd@.service usr/share/doc/dmfilemapd/copyright; do
         [ -f "$deb_root/$f" ] || { echo "deb: no /$f"; return 1; }
     done
 }
@@ -65,7 +65,7 @@ systemd_unit() {
     dir=$(mktemp -d)
     unit="dmfilemapd@$(systemd-escape --path /srv/images/vm.img).service"
     sed "s|/usr/sbin/dmfilemapd|$PWD/$deb_root/usr/sbin/dmfilemapd|g" \
-        "$deb_root/lib/systemd/system/dmfilemapd@.service" > "$dir/dmfilemapd@.service"
+        "$deb_root/usr/lib/systemd/system/dmfilemapd@.service" > "$dir/dmfilemapd@.service"
     ln -s dmfilemapd@.service "$dir/$unit"
     out=$(MANPATH=$PWD/$deb_root/usr/share/man systemd-analyze verify "$dir/$unit" 2>&1)
     rc=$?

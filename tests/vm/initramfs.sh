@@ -13,7 +13,8 @@
 # /usr/sbin/dmsetup and dmstats are wrappers that call them. The other tools
 # are this machine's; its dmsetup stays as /opt/bookworm/sbin/dmsetup (both
 # releases' dmstats in one guest, for the dialects scenario).
-# Prints the path of the kernel image on stdout.
+# Prints the path of the kernel image on stdout. OUT_CPIO_GZ "-": fetch the
+# kernel only (tests/vm/systemd/run.sh builds its own initramfs).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -69,6 +70,7 @@ case $release in
     ;;
 esac
 kernel=$kdir/boot/vmlinuz-$kver
+[ "$2" != - ] || { echo "$kernel"; exit 0; }
 
 if [ -f "$out" ] && [ "$(cat "$out.stamp" 2>/dev/null)" = "$stamp" ]; then
     echo "$kernel"

@@ -1,0 +1,10 @@
+# systemd-boot: 1
+# The package as users install it: dpkg -i (its maintainer scripts run),
+# the unit where the release's systemd finds it, the binary on PATH.
+run dpkg -i /t/dmfilemapd.deb
+unit=/usr/lib/systemd/system/dmfilemapd@.service
+[ -f "$unit" ] || fail "no $unit: $(dpkg -L dmfilemapd | grep systemd | tr '\n' ' ')"
+[ "$(command -v dmfilemapd)" = /usr/sbin/dmfilemapd ] || fail "dmfilemapd on PATH is $(command -v dmfilemapd)"
+systemctl cat dmfilemapd@x.service > /dev/null || fail "systemd does not find the template unit"
+note "$(dmfilemapd --version), unit $(systemctl show -p FragmentPath --value dmfilemapd@x.service)"
+note "exposure: $(systemd-analyze security dmfilemapd@x.service 2>&1 | tail -n 1)"
