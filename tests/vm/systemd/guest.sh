@@ -12,7 +12,7 @@ report() { echo "$*" > /dev/ttyS1; }
 
 # When userspace started and when multi-user.target was reached, in seconds
 # since the kernel started (systemd's own monotonic stamps, microseconds).
-us() { systemctl show -p "$1" --value "${2:-}" | awk '{ printf "%.1f", $1 / 1000000 }'; }
+us() { systemctl show -p "$1" --value ${2:+"$2"} | awk '{ printf "%.1f", $1 / 1000000 }'; }
 report "BOOT $boot: kernel $(uname -r), systemd $(systemctl --version | sed -n '1s/^systemd \([0-9]*\).*/\1/p'): userspace at $(us UserspaceTimestampMonotonic) s, multi-user.target at $(us ActiveEnterTimestampMonotonic multi-user.target) s"
 failed_units=$(systemctl list-units --failed --plain --no-legend | awk '{ print $1 }' | tr '\n' ' ')
 [ -z "$failed_units" ] || report "BOOT $boot: failed units: $failed_units"

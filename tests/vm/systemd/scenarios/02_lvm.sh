@@ -1,5 +1,5 @@
 # systemd-boot: 1
-# vm-timeout: 120
+# vm-timeout: 240
 # LVM on the second disk as a user makes it: a PV, a VG, an ext4 LV and an
 # xfs LV, mounted from /etc/fstab (so that the second boot mounts them).
 run pvcreate -q /dev/vdb

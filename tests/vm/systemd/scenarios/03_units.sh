@@ -1,5 +1,5 @@
 # systemd-boot: 1
-# vm-timeout: 120
+# vm-timeout: 300
 # One file on the ext4 LV, one on the xfs LV, each kept by the unit:
 # systemctl enable --now; the group tiles the file, through growth and
 # shrink.

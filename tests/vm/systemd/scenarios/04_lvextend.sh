@@ -1,5 +1,5 @@
 # systemd-boot: 1
-# vm-timeout: 180
+# vm-timeout: 300
 # lvextend -r -L +256M (the table reloaded, the file system grown) while the
 # file grows: the daemon goes on, the group tiles the file after.
 for f in "$F_EXT4" "$F_XFS"; do

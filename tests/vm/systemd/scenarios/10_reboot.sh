@@ -1,5 +1,5 @@
 # systemd-boot: 2
-# vm-timeout: 120
+# vm-timeout: 300
 # The second boot of the same disks: both units start after their mounts,
 # make their groups again and follow them.
 for f in "$F_EXT4" "$F_XFS"; do
