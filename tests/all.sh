@@ -3,7 +3,8 @@
 # unit and fake-kernel tests, the fuzz smoke run (if present), checks the man
 # page, builds the Debian package (lintian, systemd-analyze verify on its
 # unit) and runs the VM scenarios against the real kernel, Debian 12's and
-# Debian 13's, with the binary taken from that package. Exits non-zero if
+# Debian 13's, with the binary taken from that package, then the package
+# itself on Debian 12 and 13 systems booted with systemd. Exits non-zero if
 # any part fails.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -40,13 +41,15 @@ man_page() {
 }
 
 # The .deb, checked by lintian (no error), extracted into $deb_root for the
-# steps after it.
+# steps after it; its path in $deb_file (the systemd VM installs it).
 deb_root=target/deb-root
+deb_file=""
 deb_package() {
     local deb out rc f
     rm -rf "$deb_root"
     deb=$(cargo deb --locked --strip --target x86_64-unknown-linux-musl | tail -n 1) || return 1
     echo "deb: $deb"
+    deb_file=$deb
     out=$(lintian --fail-on error "$deb" 2>&1)
     rc=$?
     grep -v 'running with root privileges' <<< "$out"
@@ -88,6 +91,12 @@ else
 fi
 step "vm (Debian 12)" env "${bin[@]}" bash tests/vm/run.sh
 step "vm (Debian 13)" env "${bin[@]}" VM_RELEASE=13 bash tests/vm/run.sh
+# The package installed with dpkg -i on a Debian system booted with systemd,
+# LVM on a second disk, booted twice (tests/vm/systemd).
+sd=()
+[ -z "$deb_file" ] || sd=(DMFILEMAPD_DEB="$deb_file")
+step "vm systemd (Debian 12)" env "${sd[@]}" VM_RELEASE=12 bash tests/vm/systemd/run.sh
+step "vm systemd (Debian 13)" env "${sd[@]}" VM_RELEASE=13 bash tests/vm/systemd/run.sh
 
 if [ "${#failed[@]}" -gt 0 ]; then
     echo "all: FAILED: ${failed[*]}"

@@ -7,9 +7,10 @@
 set -euo pipefail
 
 # qemu and friends for the VM; mandoc, lintian and systemd (for
-# systemd-analyze) check the man page, the .deb and the unit.
+# systemd-analyze) check the man page, the .deb and the unit; mmdebstrap
+# builds the systemd VM's Debian 12 and 13 userlands (tests/vm/systemd).
 need_pkgs=(qemu-system-x86 busybox-static cpio xfsprogs e2fsprogs btrfs-progs dmsetup kmod
-    mandoc lintian systemd xz-utils)
+    mandoc lintian systemd xz-utils mmdebstrap)
 missing=()
 for p in "${need_pkgs[@]}"; do
     dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed' || missing+=("$p")
