@@ -6,5 +6,5 @@ unit=/usr/lib/systemd/system/dmfilemapd@.service
 [ -f "$unit" ] || fail "no $unit: $(dpkg -L dmfilemapd | grep systemd | tr '\n' ' ')"
 [ "$(command -v dmfilemapd)" = /usr/sbin/dmfilemapd ] || fail "dmfilemapd on PATH is $(command -v dmfilemapd)"
 systemctl cat dmfilemapd@x.service > /dev/null || fail "systemd does not find the template unit"
-note "$(dmfilemapd --version), unit $(systemctl show -p FragmentPath --value dmfilemapd@x.service)"
+note "$(dmsetup version | head -n 1 | tr -s " "), $(dmfilemapd --version), unit $(systemctl show -p FragmentPath --value dmfilemapd@x.service)"
 note "exposure: $(systemd-analyze security dmfilemapd@x.service 2>&1 | tail -n 1)"
