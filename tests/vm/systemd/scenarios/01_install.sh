@@ -8,3 +8,8 @@ unit=/usr/lib/systemd/system/dmfilemapd@.service
 systemctl cat dmfilemapd@x.service > /dev/null || fail "systemd does not find the template unit"
 note "$(dmsetup version | head -n 1 | tr -s " "), $(dmfilemapd --version), unit $(systemctl show -p FragmentPath --value dmfilemapd@x.service)"
 note "exposure: $(systemd-analyze security dmfilemapd@x.service 2>&1 | tail -n 1)"
+# The installed libdevmapper's version string, from which `map` can tell the
+# descriptor dialect this system's dmstats reads (lvm2 < 2.03.23 bare).
+for lib in /usr/lib/*/libdevmapper.so.1.02.1; do
+    note "$lib: $(grep -ao '1\.02\.[0-9]* ([0-9-]*)' "$lib" | head -n 1)"
+done
