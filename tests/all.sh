@@ -3,7 +3,8 @@
 # unit and fake-kernel tests, the fuzz smoke run (if present), checks the man
 # page, builds the Debian package (lintian, systemd-analyze verify on its
 # unit) and runs the VM scenarios against the real kernel, Debian 12's and
-# Debian 13's, with the binary taken from that package. Then the other
+# Debian 13's, with the binary taken from that package, and the package
+# itself on Debian 12 and 13 systems booted with systemd. Then the other
 # architectures (docs/architectures.md): aarch64's package and tests (under
 # qemu-user) and the VM on Debian's arm64 kernel; riscv64's and ppc64le's
 # tests under qemu-user (glibc targets) and their musl targets checked with
@@ -44,22 +45,25 @@ man_page() {
 }
 
 # The .deb, checked by lintian (no error), extracted into $deb_root for the
-# steps after it.
+# steps after it; the x86_64 package's path in $deb_file (the systemd VM
+# installs it).
 # deb_package [TARGET [ROOT]]: x86_64 and $deb_root by default.
 deb_root=target/deb-root
+deb_file=""
 deb_package() {
     local deb out rc f target=${1:-x86_64-unknown-linux-musl} root=${2:-$deb_root}
     rm -rf "$root"
     # The release profile strips; --strip would want a strip for the target.
     deb=$(cargo deb --locked --target "$target" | tail -n 1) || return 1
     echo "deb: $deb"
+    [ "$target" != x86_64-unknown-linux-musl ] || deb_file=$deb
     out=$(lintian --fail-on error "$deb" 2>&1)
     rc=$?
     grep -v 'running with root privileges' <<< "$out"
     [ $rc -eq 0 ] || { echo "deb: lintian reports errors"; return 1; }
     dpkg-deb -x "$deb" "$root" || return 1
     for f in usr/sbin/dmfilemapd usr/share/man/man8/dmfilemapd.8.gz \
-        lib/systemd/system/dmfilemapd@.service usr/share/doc/dmfilemapd/copyright; do
+        usr/lib/systemd/system/dmfilemapd@.service usr/share/doc/dmfilemapd/copyright; do
         [ -f "$root/$f" ] || { echo "deb: no /$f"; return 1; }
     done
     ls -l "$root/usr/sbin/dmfilemapd"
@@ -72,7 +76,7 @@ systemd_unit() {
     dir=$(mktemp -d)
     unit="dmfilemapd@$(systemd-escape --path /srv/images/vm.img).service"
     sed "s|/usr/sbin/dmfilemapd|$PWD/$deb_root/usr/sbin/dmfilemapd|g" \
-        "$deb_root/lib/systemd/system/dmfilemapd@.service" > "$dir/dmfilemapd@.service"
+        "$deb_root/usr/lib/systemd/system/dmfilemapd@.service" > "$dir/dmfilemapd@.service"
     ln -s dmfilemapd@.service "$dir/$unit"
     out=$(MANPATH=$PWD/$deb_root/usr/share/man systemd-analyze verify "$dir/$unit" 2>&1)
     rc=$?
@@ -95,6 +99,12 @@ else
 fi
 step "vm (Debian 12)" env "${bin[@]}" bash tests/vm/run.sh
 step "vm (Debian 13)" env "${bin[@]}" VM_RELEASE=13 bash tests/vm/run.sh
+# The package installed with dpkg -i on a Debian system booted with systemd,
+# LVM on a second disk, booted twice (tests/vm/systemd).
+sd=()
+[ -z "$deb_file" ] || sd=(DMFILEMAPD_DEB="$deb_file")
+step "vm systemd (Debian 12)" env "${sd[@]}" VM_RELEASE=12 bash tests/vm/systemd/run.sh
+step "vm systemd (Debian 13)" env "${sd[@]}" VM_RELEASE=13 bash tests/vm/systemd/run.sh
 
 # aarch64: the package, the tests under qemu-user, the VM on Debian's arm64
 # kernel with the packaged binary.

@@ -7,14 +7,15 @@
 set -euo pipefail
 
 # qemu and friends for the VM; mandoc, lintian and systemd (for
-# systemd-analyze) check the man page, the .deb and the unit.
+# systemd-analyze) check the man page, the .deb and the unit; mmdebstrap
+# builds the systemd VM's Debian 12 and 13 userlands (tests/vm/systemd).
 # Other architectures (docs/architectures.md): qemu-system-arm (its
 # qemu-system-aarch64 boots the arm64 VM), qemu-user-static (runs the
 # aarch64, riscv64 and ppc64le test binaries), binutils (readelf finds the
 # arm64 guest's libraries), and the riscv64 and ppc64le cross compilers with
 # their C libraries (they link those tests).
 need_pkgs=(qemu-system-x86 busybox-static cpio xfsprogs e2fsprogs btrfs-progs dmsetup kmod
-    mandoc lintian systemd xz-utils
+    mandoc lintian systemd xz-utils mmdebstrap
     qemu-system-arm qemu-user-static binutils
     gcc-riscv64-linux-gnu libc6-dev-riscv64-cross gcc-powerpc64le-linux-gnu libc6-dev-ppc64el-cross)
 missing=()

@@ -20,7 +20,8 @@
 # debs under CACHE_DIR/arm64), and unpacked into a staging root whose
 # libraries are found from the ELF headers (readelf), not by running ldd.
 # The layout of the guest is the same for both.
-# Prints the path of the kernel image on stdout.
+# Prints the path of the kernel image on stdout. OUT_CPIO_GZ "-": fetch the
+# kernel only (tests/vm/systemd/run.sh builds its own initramfs).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -165,6 +166,7 @@ case $release in
     ;;
 esac
 kernel=$kdir/boot/vmlinuz-$kver
+[ "$2" != - ] || { echo "$kernel"; exit 0; }
 
 if [ -f "$out" ] && [ "$(cat "$out.stamp" 2>/dev/null)" = "$stamp" ]; then
     echo "$kernel"
