@@ -4,6 +4,7 @@
 //! builds an [`Error`]; the layers below own their errors and their words.
 
 pub(crate) mod cli;
+mod dialect;
 mod error;
 pub(crate) mod map;
 mod role;

@@ -29,6 +29,7 @@ fn spec(alias: &str) -> NewGroup {
     NewGroup {
         alias: alias.into(),
         histogram: Histogram::default(),
+        dialect: Dialect::Quoted,
     }
 }
 
@@ -50,13 +51,18 @@ fn file() -> Vec<Extent> {
 #[test]
 fn map_makes_what_dmstats_makes() {
     for (alias, dialect, precise, bounds) in [
-        // What Debian 13's dmstats writes (map writes quoted always).
+        // What Debian 13's dmstats writes (map's dialect where the
+        // system's libdevmapper is 1.02.197 or later, or none).
         ("vm.img", Dialect::Quoted, false, vec![]),
         ("my file", Dialect::Quoted, false, vec![]),
         ("\"q\"", Dialect::Quoted, true, vec![]),
         ("db", Dialect::Quoted, false, vec![10, 20]),
         ("db", Dialect::Quoted, true, vec![10_000, 1_000_000_000]),
         ("", Dialect::Quoted, false, vec![]),
+        // What Debian 12's dmstats writes (map's dialect where the
+        // system's libdevmapper is older).
+        ("vm.img", Dialect::Bare, false, vec![]),
+        ("db", Dialect::Bare, true, vec![10_000, 1_000_000_000]),
     ] {
         let histogram = Histogram {
             precise,
@@ -65,6 +71,7 @@ fn map_makes_what_dmstats_makes() {
         let spec = NewGroup {
             alias: alias.into(),
             histogram,
+            dialect,
         };
         let mut ours = busy_device();
         let made = create_group(&mut ours, &file(), &spec, &never).unwrap();
@@ -81,7 +88,13 @@ fn map_makes_what_dmstats_makes() {
         // which libdm reads as dmstats' `-`; all else is equal.
         let first = ours.regions[&g].aux_data.clone();
         let joined = Mark::Made {
-            under: fingerprint(Descriptor::for_new_group(alias, vec![g]).unwrap().format()),
+            under: fingerprint(
+                Descriptor {
+                    dialect,
+                    ..Descriptor::for_new_group(alias, vec![g]).unwrap()
+                }
+                .format(),
+            ),
         }
         .format();
         let mut seen = ours.regions.clone();

@@ -3,8 +3,8 @@
 
 use std::path::PathBuf;
 
-use dmfilemapd::AliasError;
 use dmfilemapd::{parse_args as parse, Command, MapArgs, Mode, UnmapArgs, UsageError};
+use dmfilemapd::{AliasError, Dialect};
 use dmfilemapd::{BoundsError, Histogram};
 
 fn run(argv: &[&str]) -> Result<Command, UsageError> {
@@ -17,6 +17,7 @@ fn map(file: &str) -> MapArgs {
         mode: Mode::Inode,
         alias: None,
         histogram: Histogram::default(),
+        dialect: None,
         foreground: false,
         verbose: 0,
     }
@@ -46,6 +47,14 @@ fn map_accepts() {
             &["map", "--follow", "path", "f"],
             MapArgs {
                 mode: Mode::Path,
+                ..map("f")
+            },
+        ),
+        (&["map", "--dialect", "auto", "f"], map("f")),
+        (
+            &["map", "--dialect=quoted", "f"],
+            MapArgs {
+                dialect: Some(Dialect::Quoted),
                 ..map("f")
             },
         ),
@@ -153,6 +162,8 @@ fn map_accepts() {
                 "--precise",
                 "--bounds",
                 "1ms,2ms",
+                "--dialect",
+                "bare",
                 "--foreground",
                 "--verbose",
                 "2",
@@ -163,6 +174,7 @@ fn map_accepts() {
                 mode: Mode::Path,
                 alias: Some("db".into()),
                 histogram: hist(true, &[1_000_000, 2_000_000]),
+                dialect: Some(Dialect::Bare),
                 foreground: true,
                 verbose: 2,
             },
@@ -195,6 +207,10 @@ fn map_refuses() {
         (&["map", "f", "--follow"], MissingValue(s("--follow"))),
         (&["map", "--follow", "name", "f"], Follow(s("name"))),
         (&["map", "--follow", "", "f"], Follow(s(""))),
+        (
+            &["map", "--dialect", "new", "f"],
+            UsageError::Dialect(s("new")),
+        ),
         (
             &["map", "--precise=1", "f"],
             UnexpectedValue(s("--precise")),

@@ -8,13 +8,13 @@
 //! Owns: [`Args`] and the usage errors. Touches: nothing; the process's
 //! role is decided in `main`.
 
-use crate::daemon::source::Mode;
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 
+use crate::daemon::source::Mode;
 use crate::dmstats::bounds::{self, BoundsError, Histogram};
-use crate::dmstats::{AliasError, Descriptor};
+use crate::dmstats::{AliasError, Descriptor, Dialect};
 use crate::log::printable;
 
 pub const USAGE: &str =
@@ -38,13 +38,17 @@ Normally started by `dmstats create --filemap`.
   -V, --version  print the version
 
 dmfilemapd map [--follow inode|path] [--alias NAME] [--precise]
-               [--bounds LIST] [--foreground] [--verbose N] FILE
+               [--bounds LIST] [--dialect auto|bare|quoted]
+               [--foreground] [--verbose N] FILE
   Map FILE to a new dm-stats group as `dmstats create --filemap` does,
   print dmstats' line naming the group, then follow it as above.
   --follow    inode (default) or path
   --alias     the group's alias (default: the file's name)
   --precise   nanosecond counters
   --bounds    latency histogram bounds, dmstats' syntax: 10us,1ms,1s
+  --dialect   how the group's descriptor names its alias: bare
+              (DMS_GROUP=alias:, lvm2 < 2.03.23), quoted (DMS_GROUP=\"alias\":)
+              or auto (default: the one this system's libdevmapper reads)
 
 dmfilemapd unmap [--verbose N] FILE
 dmfilemapd unmap --group ID [--verbose N] DEVICE-OR-FILE
@@ -106,6 +110,8 @@ pub enum UsageError {
     UnexpectedValue(String),
     #[error("Unknown --follow mode: '{0}' (expected 'inode' or 'path')")]
     Follow(String),
+    #[error("Unknown --dialect: '{0}' (expected 'auto', 'bare' or 'quoted')")]
+    Dialect(String),
     #[error("Could not parse --bounds '{list}': {source}")]
     Bounds {
         list: String,
@@ -240,6 +246,9 @@ pub struct MapArgs {
     /// `--precise` and `--bounds` as dmstats sends them (a bound finer than
     /// a millisecond turns precise on).
     pub histogram: Histogram,
+    /// `--dialect bare|quoted`; `None` (`auto`): the dialect this system's
+    /// dmstats reads back intact.
+    pub dialect: Option<Dialect>,
     pub foreground: bool,
     pub verbose: u8,
 }
@@ -302,6 +311,7 @@ pub(crate) fn parse_map(args: &[OsString]) -> Result<Command, UsageError> {
     use lexopt::Arg::{Long, Short, Value};
     let mut parser = lexopt::Parser::from_args(args.iter().cloned());
     let (mut mode, mut alias, mut precise, mut list) = (Mode::Inode, None, false, None);
+    let mut dialect = None;
     let (mut foreground, mut verbose, mut file) = (false, 0, None);
     while let Some(arg) = parser.next().map_err(option_error)? {
         match arg {
@@ -315,6 +325,15 @@ pub(crate) fn parse_map(args: &[OsString]) -> Result<Command, UsageError> {
                 };
             }
             Long("alias") => alias = Some(parser.value().map_err(option_error)?),
+            Long("dialect") => {
+                let v = parser.value().map_err(option_error)?;
+                dialect = match v.to_str() {
+                    Some("auto") => None,
+                    Some("bare") => Some(Dialect::Bare),
+                    Some("quoted") => Some(Dialect::Quoted),
+                    _ => return Err(UsageError::Dialect(lossy(&v))),
+                };
+            }
             Long("precise") => precise = true,
             Long("bounds") => list = Some(text_value(&mut parser, "--bounds")?),
             Long("foreground") => foreground = true,
@@ -345,6 +364,7 @@ pub(crate) fn parse_map(args: &[OsString]) -> Result<Command, UsageError> {
         mode,
         alias,
         histogram,
+        dialect,
         foreground,
         verbose,
     }))

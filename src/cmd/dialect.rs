@@ -70,7 +70,11 @@ fn libdm_files() -> Vec<PathBuf> {
         files.extend(
             entries
                 .flatten()
-                .filter(|e| e.file_name().to_string_lossy().starts_with("libdevmapper.so"))
+                .filter(|e| {
+                    e.file_name()
+                        .to_string_lossy()
+                        .starts_with("libdevmapper.so")
+                })
                 .map(|e| e.path()),
         );
     }
@@ -132,10 +136,18 @@ mod tests {
             (b"v0.1.02.185 (2022-05-18)", None),
             (b"1.02. (2022)", None),
             // The first clean one wins.
-            (b"1.02.9x 1.02.190 (2023-01-01) 1.02.200 (2024-01-01)", Some(190)),
+            (
+                b"1.02.9x 1.02.190 (2023-01-01) 1.02.200 (2024-01-01)",
+                Some(190),
+            ),
         ];
         for (bytes, want) in cases {
-            assert_eq!(libdm_version(bytes), want, "{:?}", String::from_utf8_lossy(bytes));
+            assert_eq!(
+                libdm_version(bytes),
+                want,
+                "{:?}",
+                String::from_utf8_lossy(bytes)
+            );
         }
     }
 

@@ -11,7 +11,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use crate::cmd::cli::{MapArgs, UnmapArgs};
-use crate::cmd::start;
+use crate::cmd::{dialect, start};
 use crate::dmstats::{AliasError, Descriptor, RegionId, Text};
 use crate::engine::map::{self, Created, Deleted, FindError, MapError, NewGroup};
 use crate::sys::dm::{self, DmDevice};
@@ -49,9 +49,15 @@ pub(crate) fn map_file(args: &MapArgs, stop: &dyn Fn() -> bool) -> Result<Mapped
     if let Err(source) = Descriptor::for_new_group(&alias, vec![0]) {
         return Err(alias_refused(what, given, source));
     }
+    let dialect = args.dialect.unwrap_or_else(|| {
+        let d = dialect::system_dialect();
+        verbose!("Descriptor dialect {d:?}: what this system's libdevmapper reads");
+        d
+    });
     let spec = NewGroup {
         alias,
         histogram: args.histogram.clone(),
+        dialect,
     };
     let mut device = checked.device;
     let created =

@@ -31,7 +31,7 @@
 //! deletes members a daemon following the group re-creates meanwhile.
 
 use crate::dmstats::bounds::Histogram;
-use crate::dmstats::{self, AliasError, Descriptor, Device, Region, RegionId, Text};
+use crate::dmstats::{self, AliasError, Descriptor, Device, Dialect, Region, RegionId, Text};
 use crate::engine::mark::first_mark;
 use crate::engine::{Engine, EngineError, Outcome, Warning};
 use crate::extent::Extent;
@@ -46,6 +46,8 @@ pub struct NewGroup {
     /// Bytes: a file name need not be UTF-8.
     pub alias: Text,
     pub histogram: Histogram,
+    /// How the descriptor names the alias: as the system's dmstats reads it.
+    pub dialect: Dialect,
 }
 
 /// What `map` made.
@@ -123,7 +125,10 @@ pub fn create_group<D: Device>(
         return Err(MapError::NoExtents);
     };
     // Refused before anything exists.
-    let descriptor = Descriptor::for_new_group(&spec.alias, vec![0])?;
+    let descriptor = Descriptor {
+        dialect: spec.dialect,
+        ..Descriptor::for_new_group(&spec.alias, vec![0])?
+    };
     let template = Region {
         id: 0,
         start: 0,

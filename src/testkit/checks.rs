@@ -242,6 +242,7 @@ pub fn check_alias(alias: &[u8]) {
             let spec = crate::engine::map::NewGroup {
                 alias: alias.into(),
                 histogram: Default::default(),
+                dialect: NEW_GROUP_DIALECT,
             };
             let first = [Extent { start: 0, len: 8 }];
             let made = crate::engine::map::create_group(&mut dm, &first, &spec, &|| false)

@@ -230,6 +230,12 @@ else
         chmod 0755 "$t13/bin/$tool"
         ln -s "/opt/trixie/bin/$tool" "$root/usr/sbin/$tool"
     done
+    # The system's dmstats is Debian 13's: `dmfilemapd map --dialect auto`
+    # finds it by the installed libdevmapper's version. A copy of Debian
+    # 13's where the loader never looks first (Debian 12's, in /lib, is
+    # found before it) says so, as on a system that has both.
+    mkdir -p "$root/usr/lib64"
+    cp "$t13/lib/libdevmapper.so.1.02.1" "$root/usr/lib64/"
 fi
 ln -s mke2fs "$root/usr/sbin/mkfs.ext4"
 cp "${stage:-}/etc/mke2fs.conf" "$root/etc/"

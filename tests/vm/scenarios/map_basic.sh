@@ -39,7 +39,7 @@ like_dmstats() {
     [ -s /tmp/theirs.view ] || fail "dmstats report shows nothing"
     dmstats delete --allregions ext4 > /dev/null 2>&1
     [ -z "$(stats_list ext4)" ] || fail "dmstats left regions"
-    ours=$(dmfilemapd map "$@" "$f" 2>&1) || fail "map $*: $ours"
+    ours=$(dmfilemapd map --dialect quoted "$@" "$f" 2>&1) || fail "map $*: $ours"
     pid=$(one_daemon) || exit 1
     kill_daemons
     stats_list ext4 | sed -e 's/ -dmfilemapd:made:[0-9a-f]\{16\}$/ -/' -e 's/ -dmfilemapd:made:[0-9a-f]\{16\} / - /' > /tmp/ours.list

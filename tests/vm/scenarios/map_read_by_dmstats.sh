@@ -1,12 +1,12 @@
 # A group made by `dmfilemapd map` is read by the guest's dmstats like its own:
 # `list --group`, `report --group` (alias, options), `update_filemap` and
-# `delete --groupid`. map writes the quoted descriptor (`DMS_GROUP="vmdisk":`):
+# `delete --groupid`. map writes the quoted descriptor here (`--dialect quoted`, `DMS_GROUP="vmdisk":`):
 # Debian 13's dmstats shows the alias as written, Debian 12's with its quotes
 # ("vmdisk", as measured in the dialects table); both keep the descriptor's
 # bytes through update_filemap.
 f=/mnt/ext4/rd
 make_fragmented "$f" 1
-out=$(dmfilemapd map --alias vmdisk --precise --bounds 1ms,10ms "$f") || fail "map: $out"
+out=$(dmfilemapd map --dialect quoted --alias vmdisk --precise --bounds 1ms,10ms "$f") || fail "map: $out"
 gid=$(echo "$out" | sed -n 's/.*as group ID \([0-9]*\)\..*/\1/p')
 pid=$(one_daemon) || exit 1
 expect_group ext4 vmdisk "$f"
