@@ -202,6 +202,15 @@ fn layout(n: u64) -> Vec<Extent> {
     (0..n).map(|i| ext(4096 + i * 64, 16)).collect()
 }
 
+/// The id of the region whose aux data holds `text` (a group's leader).
+fn holder(dm: &FakeDm, text: &str) -> u64 {
+    *dm.regions
+        .iter()
+        .find(|(_, r)| r.aux_data.contains(text))
+        .expect("a region holds the text")
+        .0
+}
+
 #[test]
 fn follows_growth_and_shrink() {
     let (a, b, c) = (ext(100, 8), ext(300, 16), ext(200, 8));
@@ -274,12 +283,7 @@ fn leader_replaced_under_the_same_id_is_noticed_within_a_check() {
     // id (the kernel hands out the lowest free one): the probe sees the
     // area differ, the list that follows sees no group.
     let replace: Change = Box::new(|_, dm| {
-        let leader = *dm
-            .regions
-            .iter()
-            .find(|(_, r)| r.aux_data.contains("DMS_GROUP"))
-            .unwrap()
-            .0;
+        let leader = holder(dm, "DMS_GROUP");
         dm.regions.remove(&leader);
         assert_eq!(dm.seed(ext(1 << 19, 8), "other", "-"), leader);
     });
@@ -692,12 +696,7 @@ fn member_deleted_in_a_crowd_is_noticed_within_a_round() {
     let snipe: Change = Box::new(|_, dm| {
         // The member probed last (not the leader, probed every second):
         // its next turn is a whole round away.
-        let leader = *dm
-            .regions
-            .iter()
-            .find(|(_, r)| r.aux_data.contains("DMS_GROUP=data:"))
-            .unwrap()
-            .0;
+        let leader = holder(dm, "DMS_GROUP=data:");
         let victim = dm
             .log
             .iter()
@@ -765,12 +764,7 @@ fn ungroup_in_a_crowd_is_noticed_at_the_scaled_list() {
 #[test]
 fn rival_descriptor_in_a_crowd_is_noticed_at_the_scaled_list() {
     let rival: Change = Box::new(|_, dm| {
-        let leader = *dm
-            .regions
-            .iter()
-            .find(|(_, r)| r.aux_data.contains("DMS_GROUP=data:"))
-            .unwrap()
-            .0;
+        let leader = holder(dm, "DMS_GROUP=data:");
         let last = leader + 24;
         let next = dm.regions.get_mut(&(leader + 1)).unwrap();
         next.aux_data = format!("DMS_GROUP=data:{}-{last}#-", leader + 1).into();
@@ -795,12 +789,7 @@ fn rival_descriptor_in_a_crowd_is_noticed_at_the_scaled_list() {
 #[test]
 fn group_deleted_in_a_crowd_exits_within_a_check() {
     let delete: Change = Box::new(|_, dm| {
-        let leader = *dm
-            .regions
-            .iter()
-            .find(|(_, r)| r.aux_data.contains("DMS_GROUP=data:"))
-            .unwrap()
-            .0;
+        let leader = holder(dm, "DMS_GROUP=data:");
         dm.regions.retain(|&id, _| id < leader || id > leader + 24);
     });
     let mut sim = crowded(&layout(25), 39, 25, vec![(5_300, delete)]);
