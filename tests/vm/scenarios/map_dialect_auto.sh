@@ -1,3 +1,4 @@
+# vm-timeout: 120
 # `dmfilemapd map` (`--dialect auto`, the default) writes the descriptor in
 # the form the system's dmstats reads back: bare (`DMS_GROUP=name:`) where
 # libdevmapper is older than 1.02.197 (Debian 12), so that dmstats lists and
