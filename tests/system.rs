@@ -124,12 +124,35 @@ fn watcher_wait_ends_on_stop() {
 
 /// A child process holding `path` open (as its stdin) until killed.
 fn holder(path: &Path) -> Child {
-    Command::new("sleep")
+    let meta = fs::metadata(path).unwrap();
+    let child = Command::new("sleep")
         .arg("600")
         .stdin(File::open(path).unwrap())
         .stdout(Stdio::null())
         .spawn()
-        .unwrap()
+        .unwrap();
+    wait_holding(&child, (meta.dev(), meta.ino()));
+    child
+}
+
+/// Wait until `child`'s stdin is the file `(dev, ino)`. On a kernel, spawn
+/// returns after the child's exec, its stdin long set; under qemu-user
+/// (the other architectures' test runner), which emulates the vfork of
+/// posix_spawn as a fork, the parent may run on before the child's dup2.
+fn wait_holding(child: &Child, file: (u64, u64)) {
+    let fd0 = format!("/proc/{}/fd/0", child.id());
+    let deadline = std::time::Instant::now() + PATIENCE;
+    loop {
+        let held = fs::metadata(&fd0).map(|m| (m.dev(), m.ino())).ok();
+        if held == Some(file) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{fd0}: {held:?}, not {file:?}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
 
 #[test]
@@ -176,10 +199,9 @@ fn holder_scan_ignores_other_copies_of_this_program() {
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
+    // It does hold the file.
+    wait_holding(&copy, (dev, ino));
     fs::remove_file(&path).unwrap();
-    // spawn returns once the copy runs (exec done); it does hold the file.
-    let held = fs::metadata(format!("/proc/{}/fd/0", copy.id())).unwrap();
-    assert_eq!((held.dev(), held.ino()), (dev, ino));
     assert!(!open_elsewhere(dev, ino).unwrap());
     copy.kill().unwrap();
     copy.wait().unwrap();
