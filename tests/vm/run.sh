@@ -83,6 +83,16 @@ if [ "${VM_DEBUG:-0}" = 1 ]; then
     cat > "$over/usr/local/bin/dmfilemapd" <<'WRAP'
 #!/bin/sh
 read -r parent < /proc/$PPID/comm
+if [ "$1" = map ]; then
+    # `map` follows the group it makes: its daemon keeps stderr when
+    # verbose, so it writes the log; its own output goes through a file,
+    # as the detached copy must not hold the caller's $(...) pipe.
+    shift
+    /usr/local/libexec/dmfilemapd map --verbose 3 "$@" > /tmp/map.out 2>> /tmp/dmfilemapd.log
+    rc=$?
+    cat /tmp/map.out
+    exit $rc
+fi
 # start_filemap (lib.sh) starts it as dmstats would where dmstats cannot.
 [ "$parent" = dmstats ] || [ -n "${VM_AS_DMSTATS:-}" ] || exec /usr/local/libexec/dmfilemapd "$@"
 exec /usr/local/libexec/dmfilemapd "$1" "$2" "$3" "$4" "${5:-0}" 3 >> /tmp/dmfilemapd.log 2>&1
