@@ -55,7 +55,7 @@ for name in $(cat /t/list); do
     fi
     # A scenario may ask for more time than the default: "# vm-timeout: SECONDS".
     limit=$(sed -n 's/^# vm-timeout: *//p' "/t/scenarios/$name.sh")
-    limit=${limit:-${SCENARIO_TIMEOUT:-60}}
+    limit=$((${limit:-${SCENARIO_TIMEOUT:-60}} * ${TIME_SCALE:-1}))
     timeout -s KILL "$limit" sh -c ". /t/lib.sh; . /t/scenarios/$name.sh" \
         > "/tmp/out.$name" 2>&1 < /dev/null
     rc=$?
