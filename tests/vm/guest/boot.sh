@@ -60,8 +60,9 @@ for name in $(cat /t/list); do
     # A scenario may ask for more time than the default: "# vm-timeout: SECONDS".
     limit=$(sed -n 's/^# vm-timeout: *//p' "/t/scenarios/$name.sh")
     limit=${limit:-${SCENARIO_TIMEOUT:-60}}
-    # Slower emulation (arm64 on an x86 host) stretches every limit alike.
-    limit=$((limit * ${TIMEOUT_SCALE:-1}))
+    # Slower emulation (arm64 on an x86 host) and a loaded host stretch
+    # every limit alike (run.sh sets both scales).
+    limit=$((limit * ${TIMEOUT_SCALE:-1} * ${TIME_SCALE:-1}))
     timeout -s KILL "$limit" sh -c ". /t/lib.sh; . /t/scenarios/$name.sh" \
         > "/tmp/out.$name" 2>&1 < /dev/null
     rc=$?
