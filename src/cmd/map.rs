@@ -31,11 +31,10 @@ pub(crate) struct Mapped {
 /// Check the file and make its group. `stop` is polled between creates.
 pub(crate) fn map_file(args: &MapArgs, stop: &dyn Fn() -> bool) -> Result<Mapped, Error> {
     let what = shown(&args.file);
-    // dmstats names the group after the file (links resolved), byte for
-    // byte: `dm_basename()` of the canonical path.
-    // The command line refused a bad `--alias`; a file name no reader
-    // reads back is refused here, once links are resolved, before
-    // anything is made.
+    // dmstats names the group after the file, byte for byte:
+    // `dm_basename()` of the canonical path. The command line refused a bad
+    // `--alias`; a file name no reader reads back is refused here, once
+    // links are resolved, before anything is made.
     let given = args.alias.is_some();
     let checked = start::check_file(&args.file)?;
     let alias: Text = match &args.alias {
