@@ -32,6 +32,9 @@ fn the_names_of_lvm2_and_the_vm() {
         b"\"\"",
         b"cr\r vt\x0b ff\x0c nbsp\xa0",
         b"nul\0",
+        // Found by the fuzzer: a descriptor inside the alias; the group
+        // dmstats 2.03.31 makes of it has a colon in its user data.
+        b"caf\xe9.i\x04\xff\xff\xff\xff\xff\xff\xff\xff\xff\xffi\x04\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xffb\xffDMS_GROUP=\"File Wtih Sza\xffWes\":0#-\xff\xff\xff\xff\xffble\"otea\xffck\\\x86\x93\x9e\xff",
     ];
     for name in names {
         check_alias(name);

@@ -185,8 +185,8 @@ pub fn alias(rng: &mut Rng) -> Vec<u8> {
 ///   engine through a growth with its descriptor kept byte for byte.
 pub fn check_alias(alias: &[u8]) {
     use crate::dmstats::{
-        escape, msg_set_aux, parse_list, split_args, AliasError, Device, Text, MAX_ALIAS,
-        NEW_GROUP_DIALECT,
+        escape, msg_set_aux, parse_list, split_args, AliasError, Device, Dialect, Text, MAX_ALIAS,
+        NEW_GROUP_DIALECT, TAG,
     };
     use crate::engine::Engine;
     use crate::plan::group::leading;
@@ -316,7 +316,13 @@ pub fn check_alias(alias: &[u8]) {
             "{libdm:?}: {before:?}"
         );
         assert_eq!(after.members, [0, 1]);
-        let head = |t: &Text| t[..t.iter().rposition(|&b| b == b':').unwrap()].to_vec();
-        assert_eq!(head(&engine.dev.regions[&0].aux_data), head(&before));
+        // The bytes up to the members, tag, quotes and alias, as stored.
+        let quotes = if made.dialect == Dialect::Quoted {
+            2
+        } else {
+            0
+        };
+        let head = &before[..TAG.len() + quotes + made.alias.len()];
+        assert!(engine.dev.regions[&0].aux_data.starts_with(head));
     }
 }
