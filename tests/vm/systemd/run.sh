@@ -142,8 +142,10 @@ boot_vm() {
     return $rc
 }
 
+# A boot's time limit: its scenarios' and 10 min for the boot and the
+# shutdown (a loaded machine took a second boot 310 s to multi-user.target).
 guard() {
-    local n=$1 total=180 f limit
+    local n=$1 total=600 f limit
     for f in "${scenarios[@]}"; do
         [ "$(sed -n 's/^# systemd-boot: *//p' "$f")" = "$n" ] || continue
         limit=$(sed -n 's/^# vm-timeout: *//p' "$f")
