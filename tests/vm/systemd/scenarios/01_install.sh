@@ -1,4 +1,5 @@
 # systemd-boot: 1
+# vm-timeout: 180
 # The package as users install it: dpkg -i (its maintainer scripts run),
 # the unit where the release's systemd finds it, the binary on PATH.
 run dpkg -i /t/dmfilemapd.deb

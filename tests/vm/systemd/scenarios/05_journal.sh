@@ -1,4 +1,5 @@
 # systemd-boot: 1
+# vm-timeout: 180
 # The journal holds the daemon's lines, with their priorities: the line of
 # the group made (info), and a warning (a member deleted behind its back).
 u=$(unit_of "$F_EXT4")

@@ -1,4 +1,5 @@
 # systemd-boot: 1
+# vm-timeout: 180
 # A group started from a login session (systemd-run --scope, as logind puts
 # one): Debian 12's dmstats create --filemap, Debian 13's dmfilemapd map
 # (its dmstats starts no daemon). Then the scope is stopped, as at logout

@@ -1,4 +1,5 @@
 # systemd-boot: 2
+# vm-timeout: 180
 # systemctl stop: the daemon ends with status 0, the group is gone, nothing
 # of ours is left on the device.
 f=$F_EXT4

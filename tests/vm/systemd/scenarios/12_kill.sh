@@ -1,4 +1,5 @@
 # systemd-boot: 2
+# vm-timeout: 180
 # systemctl kill -s KILL: the daemon dies mid-whatever; the unit's stop
 # command (dmfilemapd unmap) then leaves no region of ours outside any group.
 f=$F_XFS
