@@ -11,7 +11,9 @@ case $VM_RELEASE in
     12) want=' DMS_GROUP=auto.img:' other=' DMS_GROUP="auto.img":' other_opt=quoted ;;
     *) want=' DMS_GROUP="auto.img":' other=' DMS_GROUP=auto.img:' other_opt=bare ;;
 esac
-out=$(dmfilemapd map --verbose 1 "$f" 2>&1) || fail "map: $out"
+# To files: at verbose 1 the detached daemon keeps its stdout and stderr.
+dmfilemapd map --verbose 1 "$f" > /tmp/auto.out 2>&1 || fail "map: $(cat /tmp/auto.out)"
+out=$(cat /tmp/auto.out)
 note "$out"
 gid=$(echo "$out" | sed -n 's/.*as group ID \([0-9]*\)\..*/\1/p')
 [ -n "$gid" ] || fail "no group id in: $out"
