@@ -44,7 +44,7 @@ mod warning;
 pub use apply::BATCH;
 pub use warning::Warning;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::dmstats::{self, MessageError, Probe, Region, RegionId, SkippedLine};
 use crate::dmstats::{Device, DeviceError, Text};
@@ -189,6 +189,9 @@ pub struct Engine<D: Device> {
     settled: bool,
     /// Extra regions allowed beyond one per extent (see [`crate::plan::fold`]).
     budget: usize,
+    /// Plain regions (empty aux data) outside every descriptor at the last
+    /// load: see [`Engine::still_as_loaded`].
+    plain_outside: BTreeSet<(RegionId, Extent)>,
 }
 impl<D: Device> Engine<D> {
     pub fn new(dev: D, group_id: RegionId) -> Self {
@@ -208,6 +211,7 @@ impl<D: Device> Engine<D> {
             settlement: Settlement::default(),
             settled: false,
             budget: fold::DEFAULT_BUDGET,
+            plain_outside: BTreeSet::new(),
         }
     }
 
@@ -266,6 +270,7 @@ impl<D: Device> Engine<D> {
         }
         self.skipped = skipped;
         let list = group::by_id(regions);
+        self.plain_outside = plain_outside(&list).map(|r| (r.id, r.extent())).collect();
         match group::read_group(self.group_id, &list) {
             Ok(group) => {
                 if first {
@@ -487,11 +492,32 @@ impl<D: Device> Engine<D> {
     }
 
     /// Whether the leader still holds the descriptor we loaded, every
-    /// member we keep is still there, and no new descriptor claims one of
-    /// them (a rival that moved the group's leader): `None` when so, the
-    /// list that says otherwise when not.
-    fn still_as_loaded(&mut self, group: &Group) -> Result<Option<List>, EngineError> {
+    /// member we keep is still there, no new descriptor claims one of
+    /// them (a rival that moved the group's leader), and no rival is half
+    /// way through an update of its own: `None` when so, the list that
+    /// says otherwise when not.
+    ///
+    /// libdm (`dmstats update_filemap`) creates every region it needs
+    /// before it writes its descriptor, with empty aux data. A plain region
+    /// outside every descriptor over an extent this update has just created
+    /// a region for (`made`), which was not there at the load, is such a
+    /// rival's, its descriptor about to come: written after ours, it would
+    /// leave ours out (we clear them, see [`crate::ledger`]); written just
+    /// before ours, ours would leave its regions out, unmarked, and nobody
+    /// could clear them (VM soak, Debian 12: dmstats' regions 130 and 131
+    /// outside the group). So we back off and let it finish.
+    fn still_as_loaded(
+        &mut self,
+        group: &Group,
+        made: &[Extent],
+    ) -> Result<Option<List>, EngineError> {
         let now: List = group::by_id(self.list()?.0);
+        let program = &group.leader.program_id;
+        let rival_half_way = plain_outside(&now).any(|r| {
+            &r.program_id == program
+                && made.contains(&r.extent())
+                && !self.plain_outside.contains(&(r.id, r.extent()))
+        });
         let unchanged = now
             .get(&group.leader.id)
             .is_some_and(|l| l.aux_data == group.leader.aux_data)
@@ -499,7 +525,7 @@ impl<D: Device> Engine<D> {
                 .members
                 .iter()
                 .all(|m| now.get(&m.id).is_some_and(|r| r.extent() == m.extent()));
-        Ok((!unchanged || self.ledger.rival_claims(&now, group)).then_some(now))
+        Ok((!unchanged || rival_half_way || self.ledger.rival_claims(&now, group)).then_some(now))
     }
 
     /// One `@stats_list`, of the group's program once it is known to hold
@@ -515,4 +541,15 @@ impl<D: Device> Engine<D> {
     fn exists(&mut self, id: RegionId) -> Result<bool, EngineError> {
         Ok(self.list()?.0.iter().any(|r| r.id == id))
     }
+}
+
+/// The regions of `list` with empty aux data that no descriptor names.
+fn plain_outside(list: &List) -> impl Iterator<Item = &Region> {
+    let named: BTreeSet<RegionId> = list
+        .values()
+        .filter_map(group::leading)
+        .flat_map(|d| d.members)
+        .collect();
+    list.values()
+        .filter(move |r| r.aux_data == "-" && !named.contains(&r.id))
 }

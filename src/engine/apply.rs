@@ -177,7 +177,7 @@ impl<D: Device> Engine<D> {
             // time.
             if !made.is_empty() && !looked {
                 looked = true;
-                match self.still_as_loaded(&group) {
+                match self.still_as_loaded(&group, make) {
                     Ok(None) => {}
                     Ok(Some(now)) => {
                         // Not ours to repair any more: take back what we

@@ -407,7 +407,7 @@ expect_group() {
                 echo "--- processes:"
                 ps 2>/dev/null | grep -E 'dmstats|dmsetup|dmfilemapd' | grep -v grep
             fi
-            fail "group \"$2\" on $1 does not match ${3:-no file} after ${SETTLE}s: $(head -n 3 /tmp/eg.why | tr '\n' ';')"
+            fail "group \"$2\" on $1 does not match ${3:-no file} after ${EG_BOUND:-${SETTLE}s}: $(head -n 3 /tmp/eg.why | tr '\n' ';')"
         fi
         sleep 0.1
         i=$((i + 1))
@@ -420,14 +420,15 @@ expect_group() {
 # full check) rather than a settle: expect_group counts polls, and on a
 # loaded machine 350 of them take minutes. Fails as expect_group does.
 expect_group_by() {
-    local end
-    end=$(($(ks_now_ms) + $1 * 1000))
+    local end secs
+    secs=$1
+    end=$(($(ks_now_ms) + secs * 1000))
     shift
     while ! check_group "$@" > /tmp/eg.why; do
         [ "$(ks_now_ms)" -lt "$end" ] || break
         sleep 0.5
     done
-    SETTLE=0 expect_group "$@"
+    SETTLE=0 EG_BOUND="$secs s of the clock" expect_group "$@"
 }
 
 # A descriptor naming ALIAS is on DEV.
