@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use crate::cmd::cli::{MapArgs, UnmapArgs};
 use crate::cmd::{dialect, start};
-use crate::dmstats::{AliasError, Descriptor, RegionId, Text};
+use crate::dmstats::{AliasError, Descriptor, Dialect, RegionId, Text};
 use crate::engine::map::{self, Created, Deleted, FindError, MapError, NewGroup};
 use crate::sys::dm::{self, DmDevice};
 use crate::{verbose, warn, Error};
@@ -48,11 +48,21 @@ pub(crate) fn map_file(args: &MapArgs, stop: &dyn Fn() -> bool) -> Result<Mapped
     if let Err(source) = Descriptor::for_new_group(&alias, vec![0]) {
         return Err(alias_refused(what, given, source));
     }
-    let dialect = args.dialect.unwrap_or_else(|| {
-        let d = dialect::system_dialect();
-        verbose!("Descriptor dialect {d:?}: what this system's libdevmapper reads");
-        d
-    });
+    // A space: no bare reader reads it (they stop at it), a quoted one may.
+    let spaced = alias.contains(b" ");
+    let dialect = match args.dialect {
+        Some(Dialect::Bare) if spaced => {
+            let source = AliasError::SpaceBare(format!("{alias:?}"));
+            return Err(alias_refused(what, given, source));
+        }
+        Some(d) => d,
+        None if spaced => Dialect::Quoted,
+        None => {
+            let d = dialect::system_dialect();
+            verbose!("Descriptor dialect {d:?}: what this system's libdevmapper reads");
+            d
+        }
+    };
     let spec = NewGroup {
         alias,
         histogram: args.histogram.clone(),

@@ -146,6 +146,12 @@ pub enum AliasError {
     /// fails its whole list, for every group on the device.
     #[error("alias {0} is {1} bytes long; at most {MAX_ALIAS} fit in the line dmstats reads")]
     TooLong(String, usize),
+    /// The bare form ends at the first space for its readers (dmstats <
+    /// 2.03.23), and later ones read every bare alias as a quoted one.
+    #[error(
+        "alias {0} holds a space, which no dmstats reads back in the bare form (--dialect quoted)"
+    )]
+    SpaceBare(String),
     #[error(transparent)]
     Message(#[from] MessageError),
 }
