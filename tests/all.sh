@@ -123,7 +123,12 @@ if [ -x "$arm64_root/usr/sbin/dmfilemapd" ]; then
     bin=(DMFILEMAPD="$PWD/$arm64_root/usr/sbin/dmfilemapd")
 fi
 step "vm arm64 (Debian 13)" env "${bin[@]}" VM_ARCH=arm64 VM_RELEASE=13 bash tests/vm/run.sh
-step "vm arm64 (Debian 12)" env "${bin[@]}" VM_ARCH=arm64 bash tests/vm/run.sh
+# Debian 12 on arm64: a named subset (growth, shrink, tiling, map, unmap,
+# stop), as the whole suite there takes as long again as Debian 13's; the
+# full run is `VM_ARCH=arm64 tests/vm/run.sh` (docs/architectures.md).
+arm64_12=(basic_dm growth_ext4 growth_xfs shrink_ext4 tile_growth_ext4 map_basic unmap sigterm
+    member_deleted group_deleted)
+step "vm arm64 (Debian 12, subset)" env "${bin[@]}" VM_ARCH=arm64 bash tests/vm/run.sh "${arm64_12[@]}"
 
 # riscv64 and ppc64le: tests under qemu-user on the glibc targets (the same
 # raw system calls; rustup has their std), and the musl targets compiled
@@ -135,11 +140,11 @@ step "vm arm64 (Debian 12)" env "${bin[@]}" VM_ARCH=arm64 bash tests/vm/run.sh
 emulated_tests=(--lib --test wait --test cli --test daemon --test system --test map_cli)
 step "cargo test (riscv64, qemu-user)" \
     cargo test --locked "${emulated_tests[@]}" --target riscv64gc-unknown-linux-gnu
-# ppc64le with nightly: rustix's direct backend needs it there (see
-# .cargo/config.toml), and nightly's own ppc64le std is built, not served.
-step "cargo test (ppc64le, qemu-user)" \
-    cargo +nightly test --locked "${emulated_tests[@]}" -Zbuild-std=std,panic_abort \
-    --target powerpc64le-unknown-linux-gnu
+# ppc64le's tests under qemu-user need nightly's std built unoptimized and
+# take a quarter of an hour under emulation: run offline (docs/architectures.md:
+# cargo +nightly test -Zbuild-std=std,panic_abort --target
+# powerpc64le-unknown-linux-gnu); CI compiles them below, with the layout
+# and ioctl-number assertions.
 for t in riscv64gc-unknown-linux-musl powerpc64le-unknown-linux-musl; do
     step "check $t (nightly build-std)" \
         cargo +nightly check --locked --all-targets -Zbuild-std=std,panic_abort --target "$t"
