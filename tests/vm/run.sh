@@ -25,8 +25,8 @@
 #        SCENARIO_TIMEOUT seconds before a scenario counts as hung (default 60;
 #                         a scenario's "# vm-timeout: N" line overrides it)
 #        VM_TIMEOUT_SCALE every scenario's limit times this (default 1 on
-#                         amd64, 2 on arm64, whose emulation on an x86 host
-#                         is slower)
+#                         amd64, 3 on arm64, whose emulation on an x86 host
+#                         is slower: interleaved took 4.4 times amd64's)
 #        VM_TIME_SCALE=N  multiply every time limit by N (default: the host's
 #                         load per CPU at boot, rounded up, 1 to 4)
 set -euo pipefail
@@ -121,7 +121,7 @@ for b in ${VM_BINS:-}; do
     cp "$b" "$over/usr/local/bin/"
 done
 echo "SCENARIO_TIMEOUT=${SCENARIO_TIMEOUT:-60}" > "$over/t/env"
-scale=${VM_TIMEOUT_SCALE:-$([ "$arch" = arm64 ] && echo 2 || echo 1)}
+scale=${VM_TIMEOUT_SCALE:-$([ "$arch" = arm64 ] && echo 3 || echo 1)}
 echo "TIMEOUT_SCALE=$scale" >> "$over/t/env"
 # Where the guest reports (boot.sh): the second 16550 on amd64; on arm64,
 # whose virt machine has one UART (the console), a virtio console.
