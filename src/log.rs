@@ -17,6 +17,7 @@ use syslog::Severity;
 
 static VERBOSE: AtomicU8 = AtomicU8::new(0);
 static SYSLOG: AtomicBool = AtomicBool::new(false);
+static JOURNAL: AtomicBool = AtomicBool::new(false);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum Level {
@@ -61,6 +62,44 @@ pub(crate) fn use_syslog() {
     SYSLOG.store(true, Ordering::Relaxed);
 }
 
+/// Whether stderr is a stream to the journal: systemd then sets
+/// `JOURNAL_STREAM=DEV:INO` to that stream's (systemd.exec(5)), and a line
+/// that starts with `<N>` is stored at syslog priority N (sd-daemon(3)),
+/// where any other line gets the unit's `SyslogLevel=` (info). So under a
+/// unit (`map --foreground`) warnings and errors are prefixed `<4>`, `<3>`,
+/// and `journalctl -p warning` shows them. Compared with stderr itself, not
+/// just present: a child whose stderr was redirected inherits the variable.
+pub(crate) fn detect_journal() {
+    use std::os::fd::AsFd;
+    let Some(stream) = std::env::var_os("JOURNAL_STREAM") else {
+        return;
+    };
+    let Some((dev, ino)) = stream.to_str().and_then(|s| s.split_once(':')) else {
+        return;
+    };
+    let (Ok(dev), Ok(ino)) = (dev.parse::<u64>(), ino.parse::<u64>()) else {
+        return;
+    };
+    let Ok(st) = rustix::fs::fstat(std::io::stderr().as_fd()) else {
+        return;
+    };
+    // `as`: st_dev and st_ino are u64 on 64-bit Linux, narrower elsewhere.
+    #[allow(clippy::unnecessary_cast)]
+    if st.st_dev as u64 == dev && st.st_ino as u64 == ino {
+        JOURNAL.store(true, Ordering::Relaxed);
+    }
+}
+
+/// The `<N>` prefix of a stderr line for the journal, or nothing.
+fn journal_prefix(level: Level) -> &'static str {
+    match level {
+        _ if !JOURNAL.load(Ordering::Relaxed) => "",
+        Level::Error => "<3>",
+        Level::Warn => "<4>",
+        _ => "",
+    }
+}
+
 pub(crate) fn enabled(level: Level) -> bool {
     match level {
         Level::Error | Level::Warn => true,
@@ -83,7 +122,9 @@ pub(crate) fn emit(level: Level, args: fmt::Arguments<'_>) {
             crate::log::syslog::send(severity, &args.to_string());
             Ok(())
         }
-        Level::Error | Level::Warn => writeln!(std::io::stderr().lock(), "{args}"),
+        Level::Error | Level::Warn => {
+            writeln!(std::io::stderr().lock(), "{}{args}", journal_prefix(level))
+        }
         _ => {
             let mut out = std::io::stdout().lock();
             writeln!(out, "{args}").and_then(|()| out.flush())

@@ -46,6 +46,7 @@ impl Role {
 
 /// The whole process: what `main` returns.
 pub fn run() -> ExitCode {
+    log::detect_journal();
     let args = match cli::parse(std::env::args_os()) {
         Ok(Command::Run(args)) => args,
         Ok(Command::Help) => return print(cli::HELP),
