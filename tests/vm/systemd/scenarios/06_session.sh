@@ -13,8 +13,17 @@ if [ "$VM_RELEASE" = 12 ]; then
 else
     run systemd-run --quiet --scope --unit=dmtest-session dmfilemapd map "$f"
 fi
-pid=$(for p in $(daemon_pids); do grep -q "$f" "/proc/$p/cmdline" 2> /dev/null && echo "$p"; done | head -n 1)
-[ -n "$pid" ] || fail "no daemon for $f"
+# The launcher has exited when systemd-run returns, but its detached copy
+# may not be found yet: until it names itself it is "exe" (it re-executes
+# /proc/self/exe), which pidof does not match. So poll, as one_daemon does.
+i=0
+while :; do
+    pid=$(for p in $(daemon_pids); do grep -q "$f" "/proc/$p/cmdline" 2> /dev/null && echo "$p"; done | head -n 1)
+    [ -z "$pid" ] || break
+    [ $i -lt 50 ] || fail "no daemon for $f after 5 s"
+    sleep 0.1
+    i=$((i + 1))
+done
 cg=$(cat "/proc/$pid/cgroup")
 case $cg in *dmtest-session.scope*) ;; *) fail "daemon $pid is in $cg, not the session's scope" ;; esac
 expect_group "$dev" session.log "$f"

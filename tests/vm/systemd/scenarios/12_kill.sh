@@ -6,7 +6,12 @@ f=$F_XFS
 u=$(unit_of "$f")
 dev=$(lv_dev "$f")
 pid=$(expect_active "$u") || exit 1
+# Killed once the group has caught up with a growth: the stop command's
+# `unmap FILE` finds the group that matches the file. (Killed in the middle
+# of an update, the group lags the file, `unmap FILE` refuses it, and the
+# group stays whole: seen once on Debian 12; docs/systemd.md.)
 write_mib "$f" 4 8
+expect_group "$dev" "$(basename "$f")" "$f"
 run systemctl kill -s KILL "$u"
 wait_inactive "$u"
 alive "$pid" && fail "daemon $pid still running"
