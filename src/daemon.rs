@@ -73,9 +73,14 @@ pub(crate) const CONFIRM_WINDOW: Duration = Duration::from_secs(5);
 /// How often the check comes within [`CONFIRM_WINDOW`].
 pub(crate) const CONFIRM_INTERVAL: Duration = Duration::from_secs(1);
 /// While the file holds data in delayed allocation (no address yet), it is
-/// scanned again this often (a FIEMAP without forced writeback is cheap),
-/// so the group follows the kernel's own writeback within about a second.
+/// scanned again after [`RESCAN_FIRST`], then twice as long each time up to
+/// this (a FIEMAP without forced writeback is cheap): the group follows a
+/// writeback that comes at once (an `fsync` right after the write, which
+/// sends no event) within about 0.1 s, and a file always being written is
+/// scanned about once a second.
 pub(crate) const RESCAN_INTERVAL: Duration = Duration::from_secs(1);
+/// The first wait of a rescan, see [`RESCAN_INTERVAL`].
+pub(crate) const RESCAN_FIRST: Duration = Duration::from_millis(100);
 /// After a failed update, the next try waits this long.
 pub(crate) const RETRY_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -157,6 +162,12 @@ pub struct Daemon<D: Device, S: Scanner> {
     credit: usize,
     /// When an update of ours last created regions (see [`CONFIRM_WINDOW`]).
     created: Option<Instant>,
+    /// The next wait while data is in delayed allocation ([`RESCAN_FIRST`]
+    /// doubling up to [`RESCAN_INTERVAL`]).
+    rescan: Duration,
+    /// When the group was last brought to a scan: messages go out at most
+    /// once per [`UPDATE_INTERVAL`], whatever the rescans.
+    synced: Option<Instant>,
 }
 
 impl<D: Device, S: Scanner> Daemon<D, S> {
@@ -173,6 +184,8 @@ impl<D: Device, S: Scanner> Daemon<D, S> {
             checked: None,
             credit: 0,
             created: None,
+            rescan: RESCAN_FIRST,
+            synced: None,
         }
     }
 
@@ -266,13 +279,19 @@ impl<D: Device, S: Scanner> Daemon<D, S> {
             }
         };
         if self.file.unmapped() {
-            debug!("Data in delayed allocation: scanning again in a second");
+            debug!(
+                "Data in delayed allocation: scanning again in {} ms",
+                self.rescan.as_millis()
+            );
             self.dirty = true;
-            self.not_before = Some(now + RESCAN_INTERVAL);
+            self.not_before = Some(now + self.rescan);
+            self.rescan = (self.rescan * 2).min(RESCAN_INTERVAL);
             if extents.is_empty() {
                 // Not an empty file: its data has no address yet.
                 return Ok(None);
             }
+        } else {
+            self.rescan = RESCAN_FIRST;
         }
         if extents.is_empty() {
             return match self.group.remove() {
@@ -296,7 +315,16 @@ impl<D: Device, S: Scanner> Daemon<D, S> {
             return Ok(None);
         }
 
+        if let Some(next) = self.synced.map(|t| t + UPDATE_INTERVAL) {
+            if now < next {
+                // A rescan came sooner than the rate limit allows.
+                self.dirty = true;
+                self.not_before = Some(next);
+                return Ok(None);
+            }
+        }
         let before = self.group.group_id();
+        self.synced = Some(now);
         self.counters.syncs += 1;
         self.listed = Some(now);
         self.checked = Some(now);

@@ -582,7 +582,7 @@ fn what_a_late_dmstats_write_leaves_out_is_cleared() {
             ..desc.clone()
         }
         .format();
-        engine.dev.regions.get_mut(&leader).unwrap().aux_data = late.into();
+        engine.dev.regions.get_mut(&leader).unwrap().aux_data = late;
         // The daemon's list (its check in the confirm window, or the full one).
         assert!(engine.load().unwrap().is_some());
         assert!(
@@ -635,7 +635,7 @@ impl Libdm {
         }
         .format();
         let mut dm = self.dm.borrow_mut();
-        dm.regions.get_mut(&self.desc.members[0]).unwrap().aux_data = aux.into();
+        dm.regions.get_mut(&self.desc.members[0]).unwrap().aux_data = aux;
     }
 }
 

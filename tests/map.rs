@@ -111,7 +111,7 @@ fn map_makes_what_dmstats_makes() {
         assert!(creates
             .iter()
             .all(|m| m.starts_with("@stats_create ") && m.contains(" /1 ")));
-        assert!(ours.log[0].ends_with(&format!(" dmstats {}", first_mark())));
+        assert!(ours.log[0].ends_with(format!(" dmstats {}", first_mark())));
         assert!(ours.log[3..6].iter().all(|m| m.ends_with(&joined)));
         assert_eq!(
             [&ours.log[2][..], &ours.log[6][..]],
@@ -120,9 +120,9 @@ fn map_makes_what_dmstats_makes() {
                 format!("@stats_list {P}").as_bytes()
             ]
         );
-        assert!(ours.log[0].starts_with(&format!("@stats_create {}+64 /1", 5 * 2048)));
+        assert!(ours.log[0].starts_with(format!("@stats_create {}+64 /1", 5 * 2048)));
         for k in [1, 7] {
-            assert!(ours.log[k].starts_with(&format!("@stats_set_aux {g} DMS_GROUP=")));
+            assert!(ours.log[k].starts_with(format!("@stats_set_aux {g} DMS_GROUP=")));
         }
         assert!(first.starts_with("DMS_GROUP="));
         converged(&ours, g, &file());

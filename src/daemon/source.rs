@@ -122,7 +122,8 @@ pub trait Scanner {
     /// The file's extents (FIEMAP).
     fn scan(&mut self) -> Result<Vec<Extent>, SourceError>;
     /// Whether the last scan left out data with no address yet (delayed
-    /// allocation): the loop looks again about once a second until none.
+    /// allocation): the loop looks again, soon and then about once a
+    /// second, until none.
     fn unmapped(&self) -> bool {
         false
     }

@@ -223,6 +223,15 @@ pub(crate) fn c_str(bytes: &[u8]) -> &[u8] {
     &bytes[..bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len())]
 }
 
+/// The start of a long hostile text is enough for a log line: its first
+/// 64 bytes, quoted and escaped as [`Text`]'s `Debug` shows them.
+pub(super) fn excerpt(s: &[u8]) -> String {
+    match s.get(..64).filter(|_| s.len() > 64) {
+        Some(head) => format!("{:?}...", Text::from(head)),
+        None => format!("{:?}", Text::from(s)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -249,14 +258,5 @@ mod tests {
         );
         assert_eq!(rsplit_once(b"a b c", b' '), Some((&b"a b"[..], &b"c"[..])));
         assert_eq!(c_str(b"ab\0cd"), b"ab");
-    }
-}
-
-/// The start of a long hostile text is enough for a log line: its first
-/// 64 bytes, quoted and escaped as [`Text`]'s `Debug` shows them.
-pub(super) fn excerpt(s: &[u8]) -> String {
-    match s.get(..64).filter(|_| s.len() > 64) {
-        Some(head) => format!("{:?}...", Text::from(head)),
-        None => format!("{:?}", Text::from(s)),
     }
 }
