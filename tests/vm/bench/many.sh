@@ -70,13 +70,18 @@ rss_kib() {
     awk '$1 == "VmRSS:" { t += $2 } END { print t + 0 }' $files 2> /dev/null
 }
 
-# The daemons running now: detached ones lead their own session.
+# The daemons running now, detached: in a session other than the bench's
+# (ours leads its own; C's calls setsid and then forks, so its daemon is in
+# a new session without leading it).
 detached_pids() {
-    local p line
+    local p line mine
+    read -r line < /proc/$$/stat
+    set -- $line
+    mine=$6
     for p in $(daemon_pids); do
         read -r line < "/proc/$p/stat" 2> /dev/null || continue
         set -- $line
-        [ "$6" = "$1" ] && echo "$p"
+        [ "$6" != "$mine" ] && echo "$p"
     done
     return 0
 }
