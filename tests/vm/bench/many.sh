@@ -108,9 +108,24 @@ make_files() {
     sync
 }
 
+# followed_in FILE ALIAS: the time, from now, for the group to match the
+# file, polled for up to 20 s; or why it did not. A daemon that never
+# matches (C's keeps a region whose extent grew by a filled hole: libdm
+# matches extents to regions by their start) costs the case that figure,
+# not the rest of the bench.
+followed_in() {
+    local t0
+    t0=$(now_ms)
+    if (SETTLE=20 expect_group xfs "$2" "$1") > /tmp/many.eg 2>&1; then
+        echo "$(($(now_ms) - t0)) ms"
+    else
+        echo "not matched after 20 s ($(sed -n 's/.*after 20s: //p' /tmp/many.eg | head -n 1))"
+    fi
+}
+
 # one_case WHO N E: WHO names a daemon of BENCH_DAEMONS.
 one_case() {
-    local who n e i a0 a1 pids np t0 t1 w idle sum mid f regions rss ms
+    local who n e i a0 a1 pids np t0 t1 w idle sum mid f regions rss ms ms2
     who=$1 n=$2 e=$3
     kill_daemons
     clear_device xfs
@@ -157,20 +172,15 @@ one_case() {
     mid=$((n / 2))
     f=/mnt/xfs/m$mid
     dd if=/dev/urandom of="$f" bs=4096 count=1 conv=notrunc,fsync 2> /dev/null || fail "dd $f"
-    t0=$(now_ms)
-    SETTLE=20 expect_group xfs "m$mid" "$f" > /dev/null
-    t1=$(now_ms)
-    ms=$((t1 - t0))
+    ms=$(followed_in "$f" "m$mid")
     # Then one more, the second hole, for a second figure.
     dd if=/dev/urandom of="$f" bs=4096 count=1 seek=2 conv=notrunc,fsync 2> /dev/null || fail "dd $f"
-    t0=$(now_ms)
-    SETTLE=20 expect_group xfs "m$mid" "$f" > /dev/null
-    t1=$(now_ms)
-    bench "BENCH $who ${n}x$e change: file m$mid's group followed in $ms ms, then $((t1 - t0)) ms (polled by check_group, 0.1 s apart)"
+    ms2=$(followed_in "$f" "m$mid")
+    bench "BENCH $who ${n}x$e change: file m$mid's group followed in $ms, then $ms2 (polled by check_group, 0.1 s apart)"
     rss=$(rss_kib $pids)
     alive_now=$(detached_pids | wc -l)
     bench "BENCH $who ${n}x$e memory: regions $(((a1 - a0) / 1024)) KiB of kernel memory; daemons' RSS $rss KiB in all ($((rss / np)) each); $alive_now daemons still running"
-    bench "TABLE $who ${n}x$e | ticks/10s:$idle (per daemon $per; calibration $c0/$c1 ms) | change $ms ms, $((t1 - t0)) ms | $regions regions, $(((a1 - a0) / 1024)) KiB"
+    bench "TABLE $who ${n}x$e | ticks/10s:$idle (per daemon $per; calibration $c0/$c1 ms) | change $ms, $ms2 | $regions regions, $(((a1 - a0) / 1024)) KiB"
     kill_daemons
     clear_device xfs
 }
