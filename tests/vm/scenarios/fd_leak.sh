@@ -1,3 +1,4 @@
+# vm-timeout: 240
 # No fd or inotify instance leaks from cycle to cycle, in either mode (C leaks
 # one inotify instance per cycle in path mode).
 fdcount() { ls "/proc/$1/fd" | wc -l; }

@@ -1,3 +1,4 @@
+# vm-timeout: 90
 # C's key log lines, word for word, at verbose 1 in the foreground; and the
 # "Started" line from the parent when forking at verbose 1.
 f=/mnt/ext4/ll

@@ -1,3 +1,4 @@
+# vm-timeout: 120
 # `dmfilemapd map` with each option makes the group `dmstats create --filemap`
 # makes: the same @stats_list reply, byte for byte but the members' aux data
 # (ours carry `-dmfilemapd:made:<fingerprint>`, dmstats' `-`: libdm reads

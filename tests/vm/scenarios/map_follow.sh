@@ -1,3 +1,4 @@
+# vm-timeout: 90
 # The daemon `dmfilemapd map` starts follows the group, with each option, as
 # when dmstats starts it.
 f=/mnt/ext4/mb

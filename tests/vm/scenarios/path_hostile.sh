@@ -1,3 +1,4 @@
+# vm-timeout: 90
 # path mode: the path replaced by something that is not a regular file on the
 # same dm device is treated as absent: no blocking, no foreign file mapped;
 # the daemon exits after its retries, the group as it was.

@@ -1,3 +1,4 @@
+# vm-timeout: 150
 # A second daemon on the same group (started by hand, as update_filemap would):
 # the two converge on the file's extents or one exits; never duplicate regions.
 f=/mnt/xfs/r2

@@ -1,4 +1,4 @@
-# vm-timeout: 120
+# vm-timeout: 200
 # `dmfilemapd unmap`: the group goes, every member and its descriptor; the
 # daemon following it exits; other regions stay; a file with two groups, or
 # none, is refused with one line.
