@@ -87,6 +87,12 @@ const DATA_START: usize = HEAD.next_multiple_of(8);
 const MSG_AT: usize = DATA_START + size_of::<DmTargetMsg>();
 /// libdm's first buffer size; most replies fit.
 pub(crate) const BUFFER_MIN: usize = 16 << 10;
+/// A message's first buffer size, below libdm's: the kernel copies the
+/// whole of `data_size` in (and allocates it) on every call, and an idle
+/// daemon's messages are probes whose reply is one line. Larger replies
+/// grow the buffer by doubling, once: the size that fit is remembered per
+/// verb.
+pub(crate) const MESSAGE_MIN: usize = 2 << 10;
 /// Past this a reply is refused rather than grown without bound.
 pub(crate) const BUFFER_MAX: usize = 64 << 20;
 
@@ -235,7 +241,7 @@ impl Buffer {
             .iter()
             .find(|(v, _)| v == verb)
             .map_or(0, |h| h.1);
-        let mut size = fit(hint.max(MSG_AT + msg.len() + 1));
+        let mut size = fit(MESSAGE_MIN, hint.max(MSG_AT + msg.len() + 1));
         loop {
             if size > BUFFER_MAX {
                 return Err(DeviceError::ReplyTooLarge(BUFFER_MAX));
@@ -248,10 +254,10 @@ impl Buffer {
             let reply = reply(&self.bytes, &head)?;
             // Headroom so a list that grows by a few regions still fits.
             let used = DATA_START + reply.len() + 1;
-            let used = fit(used + used / 4);
+            let used = fit(MESSAGE_MIN, used + used / 4);
             if let Some(h) = self.hints.iter_mut().find(|(v, _)| v == verb) {
                 h.1 = used;
-            } else if used > BUFFER_MIN && self.hints.len() < 8 {
+            } else if used > MESSAGE_MIN && self.hints.len() < 8 {
                 self.hints.push((verb.to_owned(), used));
             }
             return Ok(reply);
@@ -294,9 +300,9 @@ impl Buffer {
     }
 }
 
-/// The smallest libdm-style size (16 KiB doubled) holding `n` bytes.
-fn fit(n: usize) -> usize {
-    let mut size = BUFFER_MIN;
+/// The smallest size `min` doubled (as libdm doubles) holding `n` bytes.
+fn fit(min: usize, n: usize) -> usize {
+    let mut size = min;
     while size < n && size <= BUFFER_MAX {
         size *= 2;
     }
@@ -511,11 +517,12 @@ mod tests {
 
     #[test]
     fn buffer_sizes() {
-        assert_eq!(fit(0), BUFFER_MIN);
-        assert_eq!(fit(BUFFER_MIN), BUFFER_MIN);
-        assert_eq!(fit(BUFFER_MIN + 1), 2 * BUFFER_MIN);
-        assert_eq!(fit(1 << 20), 1 << 20);
-        assert!(fit(usize::MAX) > BUFFER_MAX);
+        assert_eq!(fit(MESSAGE_MIN, 0), MESSAGE_MIN);
+        assert_eq!(fit(MESSAGE_MIN, MESSAGE_MIN), MESSAGE_MIN);
+        assert_eq!(fit(MESSAGE_MIN, MESSAGE_MIN + 1), 2 * MESSAGE_MIN);
+        assert_eq!(fit(BUFFER_MIN, 1), BUFFER_MIN);
+        assert_eq!(fit(MESSAGE_MIN, 1 << 20), 1 << 20);
+        assert!(fit(MESSAGE_MIN, usize::MAX) > BUFFER_MAX);
     }
 
     #[test]
@@ -632,7 +639,7 @@ mod tests {
             send(&mut buf, &mut kernel, "@stats_create 0+8 /1 dmstats -").unwrap(),
             "7"
         );
-        assert_eq!(kernel.sizes, [16 << 10]);
+        assert_eq!(kernel.sizes, [2 << 10]);
         kernel.sizes.clear();
 
         // Doubled until the reply fits, as libdm does.
@@ -642,12 +649,23 @@ mod tests {
                 .len(),
             100_000
         );
-        assert_eq!(kernel.sizes, [16 << 10, 32 << 10, 64 << 10, 128 << 10]);
+        assert_eq!(
+            kernel.sizes,
+            [
+                2 << 10,
+                4 << 10,
+                8 << 10,
+                16 << 10,
+                32 << 10,
+                64 << 10,
+                128 << 10
+            ]
+        );
         kernel.sizes.clear();
         // The next list starts at the size that fit; other messages stay small.
         send(&mut buf, &mut kernel, "@stats_list dmstats").unwrap();
         send(&mut buf, &mut kernel, "@stats_delete 3").unwrap();
-        assert_eq!(kernel.sizes, [128 << 10, 16 << 10]);
+        assert_eq!(kernel.sizes, [128 << 10, 2 << 10]);
         kernel.sizes.clear();
 
         // A list that shrinks lets the buffer shrink after one call.
@@ -660,7 +678,7 @@ mod tests {
         });
         send(&mut buf, &mut kernel, "@stats_list dmstats").unwrap();
         send(&mut buf, &mut kernel, "@stats_list dmstats").unwrap();
-        assert_eq!(kernel.sizes, [128 << 10, 16 << 10]);
+        assert_eq!(kernel.sizes, [128 << 10, 2 << 10]);
     }
 
     #[test]
@@ -699,7 +717,7 @@ mod tests {
             send(&mut buf, &mut full, "@stats_list"),
             Err(DeviceError::ReplyTooLarge(BUFFER_MAX))
         );
-        assert_eq!(full.sizes.len(), 13);
+        assert_eq!(full.sizes.len(), 16); // 2 KiB to 64 MiB
         assert_eq!(full.sizes.last(), Some(&BUFFER_MAX));
     }
 
