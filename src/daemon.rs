@@ -35,18 +35,19 @@ use source::{Look, Scanner, SourceError, Stamp};
 /// At most two updates (and FIEMAP calls) a second, as C.
 pub(crate) const UPDATE_INTERVAL: Duration = Duration::from_millis(500);
 /// The group's leader is probed this often: a group deleted (its leader
-/// with it) is noticed within 5 s (C: within a second). Each check is a
-/// wake-up whose cost is several times the probe's kernel time, so with
-/// many daemons on a device checks once a second would cost more than all
-/// else an idle daemon does (docs/measurements.md). Until the check sees
-/// it, a daemon whose group is gone only reads.
-pub(crate) const CHECK_INTERVAL: Duration = Duration::from_secs(5);
+/// with it) is noticed within 10 s (C: within a second). An idle daemon's
+/// cost is its wake-ups, not what it sends at each (measured under
+/// emulation: 40 daemons cost about the same with a 2 KiB or a 16 KiB
+/// message buffer, and half as much at 10 s as at 5 s;
+/// docs/measurements.md). Until the check sees it, a daemon whose group is
+/// gone only reads.
+pub(crate) const CHECK_INTERVAL: Duration = Duration::from_secs(10);
 /// Each member is probed once per round of this many checks (60 s), a few
 /// members per check (`members / MEMBER_ROUND` on average, carried over
 /// from check to check): a member deleted by another program is noticed
-/// within 65 s, at a cost of one `@stats_print` per member per minute,
+/// within 70 s, at a cost of one `@stats_print` per member per minute,
 /// whatever else is on the device.
-pub(crate) const MEMBER_ROUND: usize = 12;
+pub(crate) const MEMBER_ROUND: usize = 6;
 /// The group is listed in full at least this often when it is all of the
 /// device, to notice what no probe can: the group ungrouped, or its
 /// descriptor rewritten, by another program (both change only the

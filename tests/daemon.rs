@@ -254,11 +254,11 @@ fn idle_makes_no_fiemap_calls_and_probes_every_check_interval() {
     let n = sim.daemon.counters;
     assert_eq!(sim.world.borrow().scans, 1, "{n:?}");
     assert_eq!(n.syncs, 1);
-    // One check every 5 s: a probe of the leader (and of members in turn:
-    // 3 members, each once in 12 checks), and a full list only every
+    // One check every 10 s: a probe of the leader (and of members in turn:
+    // 3 members, each once in 6 checks), and a full list only every
     // FULL_CHECK_INTERVAL (30 s) for a group alone on its device: at 30 s
-    // and 60 s, 13 checks in all.
-    assert_eq!(n.probes + n.loads, 12, "{n:?}");
+    // and 60 s, 6 checks in all, 4 of them probes.
+    assert_eq!(n.probes + n.loads, 6, "{n:?}");
     assert_eq!(n.loads, 2, "{n:?}");
     assert_eq!(n.member_probes, 2, "{n:?}");
     let dm = sim.dm.borrow();
@@ -601,8 +601,8 @@ fn a_changed_stamp_alone_triggers_a_scan() {
         w.extents = vec![a, b];
         w.version += 1;
     });
-    // Seen at the next check's wake-up (every 5 s).
-    let mut sim = sim(&[a], vec![(2_000, silent), (5_100, stop())]);
+    // Seen at the next check's wake-up (every 10 s).
+    let mut sim = sim(&[a], vec![(2_000, silent), (10_100, stop())]);
     assert_eq!(sim.run().unwrap(), Exit::Stopped);
     sim.check(&[a, b]);
 }
@@ -694,15 +694,15 @@ fn idle_cost_follows_the_group_not_the_device() {
     // Alone: 25 regions listed every 30 s (the shortest interval).
     let (_, _, alone, _, listed, interval) = &rows[0];
     assert_eq!((*listed, interval.as_secs()), (25, 30));
-    // Each minute after the first: 12 checks (one per 5 s), of which 2
-    // lists and 10 probes of the leader, and the members' turns: 25 per
-    // 12 checks, over 10 checks.
+    // Each minute after the first: 6 checks (one per 10 s), of which 2
+    // lists and 4 probes of the leader, and the members' turns: 25 per
+    // 6 checks, over 4 checks.
     for c in &alone[1..] {
         assert_eq!(c.1, 2, "{alone:?}");
-        assert!((10 + 20..=10 + 21).contains(&c.0), "{alone:?}");
+        assert!((4 + 16..=4 + 17).contains(&c.0), "{alone:?}");
     }
     // 40 x 25: 1,000 regions listed every 40 x 30 s = 20 min; in the
-    // minutes between, 12 leader probes and 12 x 25 / 12 = 25 member
+    // minutes between, 6 leader probes and 6 x 25 / 6 = 25 member
     // probes (each member once a minute), nothing else.
     let (_, _, crowd, n, listed, interval) = &rows[1];
     assert_eq!((*listed, interval.as_secs()), (1_000, 1_200));
@@ -711,7 +711,7 @@ fn idle_cost_follows_the_group_not_the_device() {
         if list_minute {
             assert_eq!(c.1, 1, "minute {m}: {crowd:?}");
         } else {
-            assert_eq!(*c, (37, 0), "minute {m}: {crowd:?}");
+            assert_eq!(*c, (31, 0), "minute {m}: {crowd:?}");
         }
     }
     // In all: the first update's list and one each 20 min.
@@ -719,29 +719,29 @@ fn idle_cost_follows_the_group_not_the_device() {
     // Regions listed per minute: alone 2 x 25, in the crowd 1,000 / 20.
     assert_eq!(2 * 25, 1_000 / 20);
     // 200 x 5: 1,000 regions, each list would be 200 of the group: the
-    // interval stops at its longest, 30 min; 12 probes of the leader and
+    // interval stops at its longest, 30 min; 6 probes of the leader and
     // 5 of members a minute.
     let (_, _, many, _, listed, interval) = &rows[2];
     assert_eq!((*listed, interval.as_secs()), (1_000, 1_800));
-    assert!(many[1..29].iter().all(|c| *c == (17, 0)), "{many:?}");
+    assert!(many[1..29].iter().all(|c| *c == (11, 0)), "{many:?}");
     assert_eq!(many.iter().map(|c| c.1).sum::<usize>(), 2, "{many:?}");
-    // 10 x 100: a list every 10 x 30 s; 12 + 100 probes a minute between.
+    // 10 x 100: a list every 10 x 30 s; 6 + 100 probes a minute between.
     let (_, _, big, _, listed, interval) = &rows[3];
     assert_eq!((*listed, interval.as_secs()), (1_000, 300));
-    assert_eq!(big[1], (112, 0), "{big:?}");
+    assert_eq!(big[1], (106, 0), "{big:?}");
     assert_eq!(big.iter().map(|c| c.1).sum::<usize>(), 1 + 8, "{big:?}");
 }
 
 /// Another program deletes a member of a group among 39 others, right
-/// after its turn: the member probes see it within one round (12 checks
-/// of 5 s) and a check,
+/// after its turn: the member probes see it within one round (6 checks
+/// of 10 s) and a check,
 /// long before the next full list (20 min), and the next update, which
 /// lists first, puts it back.
 #[test]
 fn member_deleted_in_a_crowd_is_noticed_within_a_round() {
     let file = layout(25);
     let snipe: Change = Box::new(|_, dm| {
-        // The member probed last (not the leader, probed every second):
+        // The member probed last (not the leader, probed at every check):
         // its next turn is a whole round away.
         let leader = holder(dm, "DMS_GROUP=data:");
         let victim = dm
@@ -832,7 +832,7 @@ fn rival_descriptor_in_a_crowd_is_noticed_at_the_scaled_list() {
 
 /// The whole group deleted (`dmstats delete --groupid`: members, then the
 /// leader) among 39 other groups: the leader's probe sees it at the next
-/// check, within 5 s, as alone.
+/// check, within 10 s, as alone.
 #[test]
 fn group_deleted_in_a_crowd_exits_within_a_check() {
     let delete: Change = Box::new(|_, dm| {

@@ -13,7 +13,7 @@ start_fg() {
         || fail "no start line: $(head -3 /tmp/ll.out)"
 }
 want_line() {
-    wait_exit "$dpid" 8 || fail "daemon did not exit (expected \"$1\")"
+    wait_exit "$dpid" 13 || fail "daemon did not exit (expected \"$1\")"
     grep -qx "$1" /tmp/ll.out || fail "no \"$1\" line: $(tr '\n' '|' < /tmp/ll.out | cut -c1-300)"
     note "saw \"$1\""
 }

@@ -11,5 +11,5 @@ write_mib "$f" 1 1
 expect_group ext4 md "$f"
 # The leader itself, deleted behind the daemon's back: the group is gone.
 run dmsetup message ext4 0 "@stats_delete $gid"
-wait_exit "$pid" 8 || note "daemon still running after its leader was deleted"
+wait_exit "$pid" 13 || note "daemon still running after its leader was deleted"
 alive "$pid" || note "daemon exited after its leader was deleted"

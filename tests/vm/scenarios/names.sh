@@ -83,7 +83,7 @@ map_one() {
         note "map $* [$name]: mapped, grown, dmstats shows [$shown]"
     fi
     out=$(dmfilemapd unmap -- "$f" 2>&1) || fail "unmap [$name]: $out"
-    wait_exit "$pid" 5 || fail "unmap [$name]: daemon still running"
+    wait_exit "$pid" 13 || fail "unmap [$name]: daemon still running"
     [ -z "$(stats_list ext4)" ] || fail "unmap [$name]: regions left: $(stats_list ext4 | head -3)"
     rm -f -- "$f"
 }
@@ -107,7 +107,7 @@ theirs() {
     expect_group ext4 "$name" "$f"
     has_descriptor "$name" $dialect || fail "daemon changed the descriptor of [$name]: $(stats_list ext4 | grep DMS_GROUP | head -c 400)"
     run dmstats delete --groupid "$gid" ext4
-    wait_exit "$pid" 5 || fail "dmstats [$name]: daemon still running after delete"
+    wait_exit "$pid" 13 || fail "dmstats [$name]: daemon still running after delete"
     [ -z "$(stats_list ext4)" ] || fail "dmstats [$name]: regions left: $(stats_list ext4 | head -3)"
     rm -f -- "$f"
     note "dmstats [$name]: mapped, followed by our daemon through a growth, $dialect descriptor kept"
@@ -160,5 +160,5 @@ out=$(dmfilemapd map --alias newline -- "$f") || fail "map --alias newline: $out
 pid=$(one_daemon) || exit 1
 expect_group ext4 newline "$f"
 run dmfilemapd unmap -- "$f"
-wait_exit "$pid" 5 || fail "daemon still running after unmap"
+wait_exit "$pid" 13 || fail "daemon still running after unmap"
 [ -z "$(stats_list ext4)" ] || fail "regions left: $(stats_list ext4 | head -3)"

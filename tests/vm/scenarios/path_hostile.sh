@@ -20,8 +20,8 @@ for kind in fifo symlink-to-fifo device-node other-device; do
         other-device) ln -s /mnt/xfs/foreign "$f.new" ;;
     esac
     run mv "$f.new" "$f"
-    if ! wait_exit "$pid" 6; then
-        fail "$kind: daemon still running 6 s after the path was replaced ($(cat /proc/$pid/wchan 2>/dev/null))"
+    if ! wait_exit "$pid" 13; then
+        fail "$kind: daemon still running 13 s after the path was replaced ($(cat /proc/$pid/wchan 2>/dev/null))"
     fi
     note "$kind: daemon exited"
     [ -z "$(stats_list xfs)" ] || fail "$kind: regions appeared on xfs: $(stats_list xfs | head -2)"

@@ -5,4 +5,4 @@ start_filemap --follow path "$f" > /dev/null
 pid=$(one_daemon) || exit 1
 expect_group ext4 prm "$f"
 run rm "$f"
-wait_exit "$pid" 5 || fail "daemon still running 5 s after the path was removed"
+wait_exit "$pid" 13 || fail "daemon still running 13 s after the path was removed"

@@ -86,7 +86,7 @@ pids=$(daemon_pids)
 run dmstats delete --groupid "$gid" ext4
 [ -z "$(stats_list ext4)" ] || fail "regions left: $(stats_list ext4 | head -3)"
 for p in $pids; do
-    wait_exit "$p" 8 || fail "daemon $p still running 8 s after its group was deleted"
+    wait_exit "$p" 13 || fail "daemon $p still running 13 s after its group was deleted"
 done
 # With VM_DEBUG=1 the daemons' log says why they ended.
 [ ! -f /tmp/dmfilemapd.log ] || grep 'Filemap group removed' /tmp/dmfilemapd.log || true

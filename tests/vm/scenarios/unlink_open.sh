@@ -19,4 +19,4 @@ expect_alive "$pid" 3
 note "daemon $pid alive with the file unlinked and held by $holder"
 kill "$holder"
 wait "$holder" 2> /dev/null
-wait_exit "$pid" 5 || fail "daemon still running 5 s after the last holder closed the file"
+wait_exit "$pid" 13 || fail "daemon still running 13 s after the last holder closed the file"

@@ -15,7 +15,7 @@ run dmsetup message ext4 0 "@stats_create 0+8 /1 other keep\\ me"
 other=$(other_regions ext4)
 run dmfilemapd unmap "$f"
 [ -z "$(stats_list ext4 | grep -v ' other ')" ] || fail "regions left: $(stats_list ext4 | head -3)"
-wait_exit "$pid" 8 || fail "daemon still running 8 s after unmap"
+wait_exit "$pid" 13 || fail "daemon still running 13 s after unmap"
 [ "$(other_regions ext4)" = "$other" ] || fail "other program's region changed: $(other_regions ext4)"
 
 # By file, a group made by dmstats (which started the daemon).
@@ -23,18 +23,18 @@ gid=$(start_filemap "$f") || exit 1
 pid=$(one_daemon) || exit 1
 expect_group ext4 um "$f"
 run dmfilemapd unmap "$f"
-wait_exit "$pid" 8 || fail "daemon still running 8 s after unmap"
+wait_exit "$pid" 13 || fail "daemon still running 13 s after unmap"
 [ -z "$(stats_list ext4 | grep -v ' other ')" ] || fail "regions left: $(stats_list ext4 | head -3)"
 
 # By --group, naming the device, then a file on it.
 gid=$(start_filemap "$f") || exit 1
 pid=$(one_daemon) || exit 1
 run dmfilemapd unmap --group "$gid" /dev/mapper/ext4
-wait_exit "$pid" 8 || fail "daemon still running 8 s after unmap --group"
+wait_exit "$pid" 13 || fail "daemon still running 13 s after unmap --group"
 gid=$(start_filemap --alias second "$f") || exit 1
 pid=$(one_daemon) || exit 1
 run dmfilemapd unmap --group "$gid" /mnt/ext4
-wait_exit "$pid" 8 || fail "daemon still running 8 s after unmap --group"
+wait_exit "$pid" 13 || fail "daemon still running 13 s after unmap --group"
 [ -z "$(stats_list ext4 | grep -v ' other ')" ] || fail "regions left: $(stats_list ext4 | head -3)"
 
 [ "$(other_regions ext4)" = "$other" ] || fail "other program's region changed: $(other_regions ext4)"

@@ -34,13 +34,14 @@ expect_active() {
     echo "$pid"
 }
 
-# wait_inactive UNIT: the unit leaves active/deactivating within 10 s.
+# wait_inactive UNIT: the unit leaves active/deactivating within 20 s (a
+# daemon that must notice something at its check, every 10 s, included).
 wait_inactive() {
     local i
     i=0
     while :; do
         case $(prop "$1" ActiveState) in inactive | failed) return 0 ;; esac
-        [ $i -lt 100 ] || fail "$1 still $(prop "$1" ActiveState) after 10 s"
+        [ $i -lt 200 ] || fail "$1 still $(prop "$1" ActiveState) after 20 s"
         sleep 0.1
         i=$((i + 1))
     done
