@@ -505,10 +505,11 @@ fn exit_lines_are_cs() {
     );
 }
 
-#[test]
-fn delayed_allocation_is_rescanned_until_written_back() {
-    // A buffered append: the new data has no address yet; the kernel's
-    // writeback places it later, with no event and no fstat change.
+/// A file of one extent appended to at 2 s (an event, the new data with no
+/// address yet), whose writeback places it at `placed_ms` with no event and
+/// no fstat change; stopped at `stop_ms`. Run to the stop; the grown extent
+/// is returned.
+fn append_then_writeback(placed_ms: u64, stop_ms: u64) -> (Sim, Extent) {
     let (a, grown) = (ext(100, 8), ext(100, 24));
     let appended: Change = Box::new(|w, _| {
         w.unmapped = true;
@@ -521,9 +522,20 @@ fn delayed_allocation_is_rescanned_until_written_back() {
     });
     let mut sim = sim(
         &[a],
-        vec![(2_000, appended), (4_200, written_back), (9_000, stop())],
+        vec![
+            (2_000, appended),
+            (placed_ms, written_back),
+            (stop_ms, stop()),
+        ],
     );
     assert_eq!(sim.run().unwrap(), Exit::Stopped);
+    (sim, grown)
+}
+
+#[test]
+fn delayed_allocation_is_rescanned_until_written_back() {
+    // A buffered append, written back by the kernel 2.2 s later.
+    let (sim, grown) = append_then_writeback(4_200, 9_000);
     sim.check(&[grown]);
     let n = sim.daemon.counters;
     // The first scan, the one after the append (2.0 s), then rescans 0.1,
@@ -535,22 +547,8 @@ fn delayed_allocation_is_rescanned_until_written_back() {
 #[test]
 fn a_writeback_right_after_the_write_is_followed_at_once() {
     // A write and its fsync: the event comes with the write, while the data
-    // has no address; the fsync that places it sends none.
-    let (a, grown) = (ext(100, 8), ext(100, 24));
-    let appended: Change = Box::new(|w, _| {
-        w.unmapped = true;
-        w.version += 1;
-        w.event = true;
-    });
-    let written_back: Change = Box::new(move |w, _| {
-        w.unmapped = false;
-        w.extents = vec![grown];
-    });
-    let mut sim = sim(
-        &[a],
-        vec![(2_000, appended), (2_050, written_back), (2_200, stop())],
-    );
-    assert_eq!(sim.run().unwrap(), Exit::Stopped);
+    // has no address; the fsync that places it (50 ms on) sends none.
+    let (sim, grown) = append_then_writeback(2_050, 2_200);
     // Followed by the first rescan (2.1 s), not a second later.
     sim.check(&[grown]);
 }
