@@ -203,6 +203,14 @@ fn layout(n: u64) -> Vec<Extent> {
 }
 
 /// The id of the region whose aux data holds `text` (a group's leader).
+/// `dmstats ungroup` of our group: the leader's descriptor becomes "-".
+fn ungroup() -> Change {
+    Box::new(|_, dm| {
+        let leader = holder(dm, "DMS_GROUP=data:");
+        dm.regions.get_mut(&leader).expect("the leader").aux_data = "-".into();
+    })
+}
+
 fn holder(dm: &FakeDm, text: &str) -> u64 {
     *dm.regions
         .iter()
@@ -300,15 +308,7 @@ fn leader_replaced_under_the_same_id_is_noticed_within_a_check() {
 fn ungrouped_by_another_program_is_noticed_at_the_next_full_list() {
     // `dmstats ungroup` rewrites the leader's aux data, which no probe
     // sees: the full list every 30 s does.
-    let ungroup: Change = Box::new(|_, dm| {
-        let leader = dm
-            .regions
-            .values_mut()
-            .find(|r| r.aux_data.contains("DMS_GROUP"))
-            .unwrap();
-        leader.aux_data = "-".into();
-    });
-    let mut sim = sim(&layout(3), vec![(5_300, ungroup)]);
+    let mut sim = sim(&layout(3), vec![(5_300, ungroup())]);
     assert_eq!(sim.run().unwrap(), Exit::GroupRemoved);
     assert!(
         sim.now() <= Duration::from_millis(31_000),
@@ -778,15 +778,7 @@ fn member_deleted_in_a_crowd_is_noticed_within_a_round() {
 /// before.
 #[test]
 fn ungroup_in_a_crowd_is_noticed_at_the_scaled_list() {
-    let ungroup: Change = Box::new(|_, dm| {
-        let leader = dm
-            .regions
-            .values_mut()
-            .find(|r| r.aux_data.contains("DMS_GROUP=data:"))
-            .unwrap();
-        leader.aux_data = "-".into();
-    });
-    let mut sim = crowded(&layout(25), 39, 25, vec![(5_300, ungroup)]);
+    let mut sim = crowded(&layout(25), 39, 25, vec![(5_300, ungroup())]);
     sim.world.borrow_mut().limit = Duration::from_secs(1_300);
     assert_eq!(sim.run().unwrap(), Exit::GroupRemoved);
     assert_eq!(
