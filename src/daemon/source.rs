@@ -73,6 +73,13 @@ impl SourceError {
 pub(crate) const ABSENT_TRIES: u32 = 10;
 /// ... this far apart.
 pub(crate) const ABSENT_WAIT: Duration = Duration::from_millis(100);
+/// Without an inotify watch the file is looked at (`fstat`) this often, and
+/// a new watch tried at each look: the change is then seen about as soon
+/// as C sees one, which lists the device each second. A watch is refused
+/// when the user's inotify instances are all taken (`max_user_instances`,
+/// 128 by default and shared with every other program of the user, so the
+/// 129th daemon of a user meets it).
+pub(crate) const UNWATCHED_LOOK: Duration = Duration::from_secs(1);
 
 /// What `fstat` says about the file, cheap enough for every cycle. Any write
 /// that moves data moves one of these (size, blocks, mtime, ctime), even when
@@ -148,9 +155,11 @@ pub struct FileSource {
     /// this cycle's look, closed before sleeping so we never pin a replaced file.
     fd: Option<OwnedFd>,
     ino: u64,
-    /// `None` once the kernel dropped the watch, or (path mode) when a new
-    /// one could not be made; then timeouts alone wake us.
+    /// `None` once the kernel dropped the watch, or when none could be made
+    /// (see [`UNWATCHED_LOOK`]); each look tries again.
     watcher: Option<Watcher>,
+    /// Whether the last try to watch failed (its warning is said once).
+    refused: bool,
     told_held: bool,
     /// What the last scan said of delayed allocation.
     unmapped: bool,
@@ -159,22 +168,61 @@ pub struct FileSource {
 impl FileSource {
     pub fn new(mode: Mode, path: PathBuf, fd: OwnedFd) -> Result<FileSource, SourceError> {
         let st = rustix::fs::fstat(&fd).map_err(|e| SourceError::io("fstat", e))?;
-        let watcher = Watcher::new(&fd).map_err(|e| SourceError::io("inotify", e))?;
         let (dev, ino) = file_id(&st);
-        Ok(FileSource {
+        let mut source = FileSource {
             mode,
             path,
             dev,
-            fd: Some(fd),
+            fd: None,
             ino,
-            watcher: Some(watcher),
+            watcher: None,
+            refused: false,
             told_held: false,
             unmapped: false,
-        })
+        };
+        source.watch(&fd);
+        source.fd = Some(fd);
+        Ok(source)
+    }
+
+    /// Watch the file open at `fd` with a new inotify instance. Out of
+    /// instances (or watches) is no reason to stop: the `fstat` stamp
+    /// catches what a write changes, looked at each [`UNWATCHED_LOOK`].
+    fn watch(&mut self, fd: &OwnedFd) {
+        match Watcher::new(fd) {
+            Ok(watcher) => {
+                if self.refused {
+                    info!("Watching {} with inotify again.", self.path.display());
+                }
+                self.watcher = Some(watcher);
+                self.refused = false;
+            }
+            Err(e) => {
+                if !self.refused {
+                    let limit = match e {
+                        rustix::io::Errno::MFILE => " (fs.inotify.max_user_instances)",
+                        rustix::io::Errno::NOSPC => " (fs.inotify.max_user_watches)",
+                        _ => "",
+                    };
+                    warn!(
+                        "Cannot watch {} with inotify: {}{limit}; looking at it every {} s instead.",
+                        self.path.display(),
+                        std::io::Error::from(e),
+                        UNWATCHED_LOOK.as_secs()
+                    );
+                }
+                self.watcher = None;
+                self.refused = true;
+            }
+        }
     }
 
     fn look_inode(&mut self) -> Result<Look, SourceError> {
-        let fd = self.fd.as_ref().ok_or(SourceError::NotOpen)?;
+        let fd = self.fd.take().ok_or(SourceError::NotOpen)?;
+        if self.watcher.is_none() {
+            self.watch(&fd);
+        }
+        let fd = &*self.fd.insert(fd);
         let st = rustix::fs::fstat(fd).map_err(|e| SourceError::io("fstat", e))?;
         if st.st_nlink == 0 {
             let (dev, ino) = file_id(&st);
@@ -213,12 +261,7 @@ impl FileSource {
                 }
                 // Drop the old instance before making the new one: never two.
                 self.watcher = None;
-                // Out of inotify instances (a limit shared with every other
-                // program of the user) is no reason to stop: the fstat
-                // stamp still catches changes, at the check interval.
-                self.watcher = Watcher::new(&fd)
-                    .inspect_err(|e| warn!("Cannot watch {}: {e}", self.path.display()))
-                    .ok();
+                self.watch(&fd);
                 self.ino = ino;
             }
             self.fd = Some(fd);
@@ -290,6 +333,13 @@ impl Scanner for FileSource {
             self.fd = None;
         }
         let Some(watcher) = &self.watcher else {
+            // Unwatched: wake for a look (the stamp) as often as a watch
+            // would have told of a change, but sleep through a pending update.
+            let timeout = if wake {
+                timeout.min(UNWATCHED_LOOK)
+            } else {
+                timeout
+            };
             wait::sleep(timeout, stop);
             return Ok(false);
         };

@@ -25,12 +25,17 @@
 # dmstats execs. A C dmfilemapd (lvm2's, Debian 12 only: it needs Debian
 # 12's libdevmapper) goes the same way, e.g. "c=/usr/local/bin/dmfilemapd-c";
 # Debian ships none and none is built or committed here.
+# Each daemon takes an inotify instance, of the 128 a user has by default
+# (fs.inotify.max_user_instances): past them ours looks at its file each
+# second instead and C's exits. BENCH_INOTIFY=N sets the limit for the run;
+# the lines say how many daemons watch by inotify.
 # Lines start with BENCH; one TABLE line per case and daemon.
 
 CASES=${BENCH_MANY:-40x25 200x5 10x100}
 WINDOWS=${BENCH_WINDOWS:-3}
 SETTLE_S=${BENCH_SETTLE:-35}
 DAEMONS=${BENCH_DAEMONS:-ours=/usr/local/bin/dmfilemapd}
+[ -z "${BENCH_INOTIFY:-}" ] || echo "$BENCH_INOTIFY" > /proc/sys/fs/inotify/max_user_instances
 
 # Each figure goes to the results channel as soon as it is known, so a run
 # cut short by the guard still reports what it measured.
@@ -68,6 +73,16 @@ rss_kib() {
     for p; do [ -r "/proc/$p/status" ] && files="$files /proc/$p/status"; done
     # shellcheck disable=SC2086
     awk '$1 == "VmRSS:" { t += $2 } END { print t + 0 }' $files 2> /dev/null
+}
+
+# How many of the pids given hold an inotify instance.
+watching() {
+    local p n
+    n=0
+    for p; do
+        ls -l "/proc/$p/fd" 2> /dev/null | grep -q 'anon_inode:inotify' && n=$((n + 1))
+    done
+    echo "$n"
 }
 
 # The daemons running now, detached: in a session other than the bench's
@@ -149,7 +164,7 @@ one_case() {
     regions=$(stats_list xfs | wc -l)
     pids=$(detached_pids)
     np=$(echo "$pids" | wc -w)
-    bench "BENCH $who ${n}x$e: $np daemons, $regions regions on the device, made in $((t1 - t0)) ms; dm-stats memory $(((a1 - a0) / 1024)) KiB ($(((a1 - a0) / regions)) bytes a region)"
+    bench "BENCH $who ${n}x$e: $np daemons ($(watching $pids) watching by inotify, of $(cat /proc/sys/fs/inotify/max_user_instances) instances), $regions regions on the device, made in $((t1 - t0)) ms; dm-stats memory $(((a1 - a0) / 1024)) KiB ($(((a1 - a0) / regions)) bytes a region)"
     sleep "$SETTLE_S"
 
     idle=""
@@ -180,7 +195,7 @@ one_case() {
     rss=$(rss_kib $pids)
     alive_now=$(detached_pids | wc -l)
     bench "BENCH $who ${n}x$e memory: regions $(((a1 - a0) / 1024)) KiB of kernel memory; daemons' RSS $rss KiB in all ($((rss / np)) each); $alive_now daemons still running"
-    bench "TABLE $who ${n}x$e | ticks/10s:$idle (per daemon $per; calibration $c0/$c1 ms) | change $ms, $ms2 | $regions regions, $(((a1 - a0) / 1024)) KiB"
+    bench "TABLE $who ${n}x$e | $np daemons, $(watching $pids) by inotify | ticks/10s:$idle (per daemon $per; calibration $c0/$c1 ms) | change $ms, $ms2 | $regions regions, $(((a1 - a0) / 1024)) KiB"
     kill_daemons
     clear_device xfs
 }

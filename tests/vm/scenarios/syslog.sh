@@ -69,22 +69,34 @@ wait_exit "$pid" 13 || fail "daemon still running 13 s after its device was remo
 expect_log " daemon\.warn(ing)? dmfilemapd\[$pid\]: No regular file of this device at $f after 10 tries\.$"
 expect_log " daemon\.warn(ing)? dmfilemapd\[$pid\]: File gone from its path: exiting\.$"
 
-# 3. A detached daemon that cannot start (no inotify instance left to it):
-# dmstats has said "Created new group" and exited 0 by then, so the log is
-# the only place the failure shows. The launcher needs no inotify instance.
+# 3. No inotify instance left to the user (fs.inotify.max_user_instances,
+# 128 by default and shared by all the user's programs: one user's 129th
+# daemon): the daemon warns once and looks at the file each second instead,
+# follows a growth, and takes a watch again once an instance is free.
 f=/mnt/xfs/noinotify
 make_fragmented "$f" 1
 echo 0 > "$limit"
 map "$f" > /dev/null
-expect_log " daemon\.err dmfilemapd\[[0-9]+\]: inotify: .*\(os error 24\)$"
+pid=$(one_daemon) || exit 1
+expect_log " daemon\.warn(ing)? dmfilemapd\[$pid\]: Cannot watch $f with inotify: .*\(os error 24\) \(fs\.inotify\.max_user_instances\); looking at it every 1 s instead\.$"
+expect_group xfs noinotify "$f"
+write_mib "$f" 1 2
+expect_group xfs noinotify "$f"
+write_mib "$f" 1 4
+expect_group xfs noinotify "$f"
 echo "$instances" > "$limit"
 i=0
-while [ -n "$(daemon_pids)" ]; do
-    [ $i -ge 30 ] && fail "a daemon runs without an inotify instance: $(daemon_pids)"
+until ls -l "/proc/$pid/fd" 2> /dev/null | grep -q 'anon_inode:inotify'; do
+    [ $i -ge 30 ] && fail "no inotify instance 3 s after the limit was raised"
     sleep 0.1
     i=$((i + 1))
 done
-check_consistent xfs noinotify > /tmp/why || fail "group changed: $(cat /tmp/why)"
+write_mib "$f" 1 6
+expect_group xfs noinotify "$f"
+alive "$pid" || fail "daemon without inotify exited"
+n=$(grep -c "dmfilemapd\[$pid\]: Cannot watch" "$LOG")
+[ "$n" = 1 ] || fail "warned $n times, not once"
+kill_daemons
 
 # 4. At verbose 1 the detached daemon keeps the caller's stdout and stderr,
 # as C's, and sends nothing to syslog.
