@@ -1,6 +1,6 @@
 //! The bottom layer: every raw kernel call and every line of unchecked code.
-//! The crate denies `unsafe_code` (Cargo.toml `[lints]`); the files of this
-//! folder alone allow it, each block with a SAFETY comment, and each ABI
+//! The crate's lints (Cargo.toml `[lints]`) deny unchecked code; the files
+//! of this folder alone allow it, each block with a SAFETY comment, and each ABI
 //! beside tests of its layout.
 //!
 //! - [`dm`]: the device-mapper ioctl ABI (`struct dm_ioctl`) on

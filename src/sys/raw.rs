@@ -124,10 +124,10 @@ pub(super) fn set_default_action(sig: Signal) -> Result<(), Errno> {
         SIGSET_SIZE,
         0,
     ];
-    // SAFETY: rt_sigaction reads one kernel_sigaction (this architecture's,
-    // from linux-raw-sys) at `action`, live for the call, and writes nothing
-    // (no old-action pointer). It installs no handler, so no code of ours
-    // can be entered asynchronously.
+    // rt_sigaction reads one kernel_sigaction (this architecture's, from
+    // linux-raw-sys) at `action` and writes nothing (no old-action pointer).
+    // SAFETY: `action` is live for the call, and it installs no handler, so
+    // no code of ours can be entered asynchronously.
     check(unsafe { syscall(k::__NR_rt_sigaction, args) }).map(drop)
 }
 
@@ -161,12 +161,13 @@ pub(super) enum Fork {
 /// riscv64 have no `fork` call); the child's exit is reported by SIGCHLD.
 ///
 /// # Safety
-/// SAFETY (for callers): the child is a copy of a process that may have
-/// other threads, and libc's state in it (its thread pointer's cached ids,
-/// any lock another thread held) is not updated: until it execs or exits,
-/// the child may only make raw system calls (this module's, rustix's), with
-/// no allocation, no lock and no libc call, and must leave by
-/// [`execve`] or [`exit_group`], running no destructor.
+/// The child is a copy of a process that may have other threads, and
+/// libc's state in it (its thread pointer's cached ids, any lock another
+/// thread held) is not updated. Until it execs or exits, the child makes
+/// only raw system calls (this module's, rustix's), with no allocation,
+/// no lock and no libc call.
+/// SAFETY (for callers): the child keeps to that, and leaves by [`execve`]
+/// or [`exit_group`], running no destructor.
 pub(super) unsafe fn fork() -> Result<Fork, Errno> {
     // With no CLONE_VM, CLONE_*TID or CLONE_SETTLS flag, the stack, tid and
     // tls arguments are unused, whatever their order on the architecture.
@@ -219,14 +220,14 @@ fn check(ret: isize) -> Result<usize, Errno> {
     }
 }
 
+#[cfg(target_arch = "x86_64")]
 /// A Linux system call with up to five arguments (unused ones 0); the
 /// result or `-errno`.
 ///
 /// # Safety
-/// SAFETY (for callers): the caller answers for what the call does with its
-/// arguments: the memory it reads or writes through them, the descriptors
-/// it makes or closes, the process it forks or replaces.
-#[cfg(target_arch = "x86_64")]
+/// SAFETY (for callers): the caller answers for what the call does with
+/// its arguments: the memory it reads or writes through them, the
+/// descriptors it makes or closes, the process it forks or replaces.
 unsafe fn syscall(nr: u32, a: [usize; 5]) -> isize {
     let ret: isize;
     // SAFETY: the x86_64 convention: number in rax, arguments in rdi, rsi,
@@ -284,12 +285,14 @@ unsafe fn syscall(nr: u32, a: [usize; 5]) -> isize {
 #[cfg(all(target_arch = "powerpc64", target_endian = "little"))]
 unsafe fn syscall(nr: u32, a: [usize; 5]) -> isize {
     let ret: isize;
-    // SAFETY: the powerpc64 convention (Linux's Documentation/arch/powerpc/
+    // The powerpc64 convention (Linux's Documentation/arch/powerpc/
     // syscall64-abi.rst): number in r0, arguments in r3..r7, result in r3;
     // on error the kernel sets cr0.SO and r3 holds the positive errno, so
     // `bns` (branch if not summary overflow) skips the negation only on
-    // success. The kernel may change r0, r4..r12, ctr, xer and cr0: all
-    // declared clobbered. No stack of ours is touched.
+    // success.
+    // SAFETY: that convention's registers; r0, r4..r12, ctr, xer and cr0,
+    // which the kernel may change, are declared clobbered; no stack of ours
+    // is touched.
     unsafe {
         std::arch::asm!(
             "sc",
