@@ -57,27 +57,24 @@ calib() {
 }
 alloc() { cat /sys/module/dm_mod/parameters/stats_current_allocated_bytes; }
 
-# Ticks (utime + stime) summed over the pids given; a pid gone counts 0.
-ticks() {
-    local p files
+# proc_sum FILE EXPR PID...: EXPR (awk, over one line of /proc/PID/FILE)
+# summed over the pids given; a pid gone counts 0.
+proc_sum() {
+    local file expr p files
+    file=$1 expr=$2
+    shift 2
     files=""
-    for p; do [ -r "/proc/$p/stat" ] && files="$files /proc/$p/stat"; done
+    for p; do [ -r "/proc/$p/$file" ] && files="$files /proc/$p/$file"; done
     [ -n "$files" ] || { echo 0; return; }
     # shellcheck disable=SC2086
-    awk '{ t += $14 + $15 } END { print t + 0 }' $files 2> /dev/null
+    awk "{ t += $expr } END { printf \"%d\\n\", t }" $files 2> /dev/null
 }
-
-# CPU time in µs summed over the pids given, from /proc/PID/schedstat (the
-# scheduler's own count, in ns: no 10 ms quantum per process, which at a
-# fraction of a tick per daemon per window is most of the ticks' spread).
-cpu_us() {
-    local p files
-    files=""
-    for p; do [ -r "/proc/$p/schedstat" ] && files="$files /proc/$p/schedstat"; done
-    [ -n "$files" ] || { echo 0; return; }
-    # shellcheck disable=SC2086
-    awk '{ t += $1 } END { printf "%d\n", t / 1000 }' $files 2> /dev/null
-}
+# Ticks: utime + stime, 10 ms each.
+ticks() { proc_sum stat '$14 + $15' "$@"; }
+# CPU time in µs, from the scheduler's own count in ns: no 10 ms quantum per
+# process, which at a fraction of a tick per daemon per window is most of
+# the ticks' spread.
+cpu_us() { proc_sum schedstat '$1 / 1000' "$@"; }
 
 rss_kib() {
     local p files
