@@ -134,9 +134,9 @@ make_files() {
 
 # followed_in FILE ALIAS: the time, from now, for the group to match the
 # file, polled for up to 20 s; or why it did not. A daemon that never
-# matches (C's keeps a region whose extent grew by a filled hole: libdm
-# matches extents to regions by their start) costs the case that figure,
-# not the rest of the bench.
+# matches (C's exits at the check after an update that created a region,
+# docs/measurements.md) costs the case that figure, not the rest of the
+# bench.
 followed_in() {
     local t0
     t0=$(now_ms)
