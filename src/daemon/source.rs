@@ -218,11 +218,12 @@ impl FileSource {
     }
 
     fn look_inode(&mut self) -> Result<Look, SourceError> {
-        let fd = self.fd.take().ok_or(SourceError::NotOpen)?;
         if self.watcher.is_none() {
+            let fd = self.fd.take().ok_or(SourceError::NotOpen)?;
             self.watch(&fd);
+            self.fd = Some(fd);
         }
-        let fd = &*self.fd.insert(fd);
+        let fd = self.fd.as_ref().ok_or(SourceError::NotOpen)?;
         let st = rustix::fs::fstat(fd).map_err(|e| SourceError::io("fstat", e))?;
         if st.st_nlink == 0 {
             let (dev, ino) = file_id(&st);

@@ -155,7 +155,6 @@ for f in "${scenarios[@]}"; do
     guard=$((guard + ${limit:-${SCENARIO_TIMEOUT:-60}} * scale * VM_TIME_SCALE))
 done
 [ $guard -le $((2400 * scale * VM_TIME_SCALE)) ] || guard=$((2400 * scale * VM_TIME_SCALE))
-rm -f "$work/console.log" "$work/results.log"
 # no_timer_check: at boot the kernel checks that the IO-APIC timer ticks
 # within a few of its own loops; an emulated CPU starved by a loaded host
 # misses it and the kernel panics ("IO-APIC + timer doesn't work!", seen
