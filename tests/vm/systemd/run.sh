@@ -124,12 +124,13 @@ t_ready=$(date +%s.%N)
 # no_timer_check skips it, as it is skipped on most virtual machines.
 slow="systemd.default_device_timeout_sec=600 systemd.default_timeout_start_sec=600 no_timer_check"
 
-# boot N GUARD: one boot; its results in results$N.log.
+# boot N GUARD: one boot; its results in results$N.log. One TCG thread
+# for both vCPUs, as in ../run.sh (../README.md, "One TCG thread").
 boot_vm() {
     local n=$1 guard=$2 rc
     set +e
     timeout -k 10 "$guard" qemu-system-x86_64 \
-        -machine q35,accel=tcg -cpu max -smp 2 -m 2G \
+        -machine q35 -accel tcg,thread=single -cpu max -smp 2 -m 2G \
         -nodefaults -no-user-config -display none -no-reboot \
         -kernel "$kernel" -initrd "$work/boot.cpio.gz" \
         -append "console=ttyS0 rdinit=/init panic=-1 loglevel=4 mitigations=off dmtest.boot=$n $slow" \
