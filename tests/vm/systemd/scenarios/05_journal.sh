@@ -9,7 +9,11 @@ dev=$(lv_dev "$F_EXT4")
 a=$(basename "$F_EXT4")
 journalctl -b -u "$u" -o cat | grep -q "Created new group" || fail "no 'Created new group' in the journal of $u: $(journalctl -b -u "$u" -o cat | tail -n 3 | tr '\n' '|')"
 expect_group "$dev" "$a" "$F_EXT4"
-set -- $(group_regions | sed -n 2p)
+# A member, not the leader: the lowest id holds the descriptor, and deleting
+# it deletes the group. By id, not by start: after the shrinks and regrowth
+# of 03 the leader need not hold the first extent (seen on Debian 12: the
+# second region by start was the leader, and the group went with it).
+set -- $(sort -n /tmp/cg.regions | sed -n 2p)
 [ -n "${1:-}" ] || fail "the group has one member: nothing to delete"
 run dmsetup message "$dev" 0 "@stats_delete $1"
 t0=$(ks_now_ms)
