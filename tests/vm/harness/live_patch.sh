@@ -3,7 +3,8 @@
 # (kernel.sched_schedstats) as fast as a shell can while two loops of pipes
 # switch tasks through the scheduler code it patches. Under qemu's TCG with
 # a thread per vCPU the guest dies (Debian 13: a stale int3 within a
-# minute) or stops answering (Debian 12); with one thread it lives. See tests/vm/README.md, "One TCG thread".
+# minute) or stops answering (Debian 12); with one thread it lives. See
+# tests/vm/README.md, "One TCG thread".
 # usage: [VM_TCG_THREAD=multi] tests/vm/run.sh tests/vm/harness/live_patch.sh
 key=/proc/sys/kernel/sched_schedstats
 [ -w $key ] || { echo "BAD  no $key in this kernel"; exit 1; }

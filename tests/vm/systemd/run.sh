@@ -17,6 +17,8 @@
 # env:   VM_RELEASE=12|13  Debian 12 (the default) or 13
 #        DMFILEMAPD_DEB=path  install this .deb (default: cargo deb builds one)
 #        VM_SHOW=1        print the consoles (also kept in tests/vm/work/systemdNN)
+#        VM_TCG_THREAD=single|multi  qemu's TCG threads (default single; see
+#                         ../run.sh)
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -125,12 +127,13 @@ t_ready=$(date +%s.%N)
 slow="systemd.default_device_timeout_sec=600 systemd.default_timeout_start_sec=600 no_timer_check"
 
 # boot N GUARD: one boot; its results in results$N.log. One TCG thread
-# for both vCPUs, as in ../run.sh (../README.md, "One TCG thread").
+# for both vCPUs unless VM_TCG_THREAD says otherwise, as in ../run.sh
+# (../README.md, "One TCG thread").
 boot_vm() {
     local n=$1 guard=$2 rc
     set +e
     timeout -k 10 "$guard" qemu-system-x86_64 \
-        -machine q35 -accel tcg,thread=single -cpu max -smp 2 -m 2G \
+        -machine q35 -accel "tcg,thread=${VM_TCG_THREAD:-single}" -cpu max -smp 2 -m 2G \
         -nodefaults -no-user-config -display none -no-reboot \
         -kernel "$kernel" -initrd "$work/boot.cpio.gz" \
         -append "console=ttyS0 rdinit=/init panic=-1 loglevel=4 mitigations=off dmtest.boot=$n $slow" \
